@@ -1,0 +1,164 @@
+"""The Archive in MLflow: one parent run per search, one child run per trial, artifacts per search.
+
+Uses ``MlflowClient`` only (MLflow's fluent API keeps its active run in a thread-local, so nested
+runs from Prefect worker threads silently become top-level runs). The backend is SQLite under
+``mlruns/``; its schema is created once under a file lock, because two processes creating it at the
+same time can corrupt it.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import io
+import time
+from pathlib import Path
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+from components.pipeline import TrialResult
+
+MAX_BATCH = 900  # MLflow's log_batch limit is 1000 entities
+
+
+def sqlite_uri(path: str | Path) -> str:
+    return f"sqlite:///{Path(path).resolve()}"
+
+
+def _init_store(uri: str) -> MlflowClient:
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///") :])
+        db.parent.mkdir(parents=True, exist_ok=True)
+        with open(db.parent / ".init.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            client = MlflowClient(uri)
+            client.search_experiments(max_results=1)
+            fcntl.flock(fh, fcntl.LOCK_UN)
+        return client
+    return MlflowClient(uri)
+
+
+def trial_metrics(r: TrialResult) -> dict[str, float]:
+    """Every number MLflow gets for a trial (the main metric is ``score``)."""
+    m = {"score": r.score, **r.metrics}
+    m.update(
+        {
+            "cost/units": r.cost.units,
+            "cost/flops_planned": r.flops_planned,
+            "cost/flops_spent": r.flops_spent,
+            "cost/fusion_flops_spent": r.fusion_flops_spent,
+            "cost/fusion_units": r.cost.fusion_units,
+            "wall_s": r.wall_s,
+        }
+    )
+    if r.cost.usd is not None:
+        m["cost/usd"] = r.cost.usd
+    return m
+
+
+class Archive:
+    """Logs a search to MLflow.
+
+    Args:
+        tracking_uri: e.g. ``sqlite:///mlruns/mlflow.db``.
+        experiment: experiment name (one per task by default).
+        artifact_root: where a new experiment stores artifacts (default: next to the database).
+    """
+
+    def __init__(self, tracking_uri: str, experiment: str, artifact_root: str | None = None):
+        self.uri = tracking_uri
+        self.client = _init_store(tracking_uri)
+        exp = self.client.get_experiment_by_name(experiment)
+        if exp is None:
+            if artifact_root is None and tracking_uri.startswith("sqlite:///"):
+                artifact_root = str(Path(tracking_uri[len("sqlite:///") :]).parent / "artifacts")
+            exp_id = self.client.create_experiment(
+                experiment, artifact_location=Path(artifact_root).resolve().as_uri() if artifact_root else None
+            )
+        else:
+            exp_id = exp.experiment_id
+        self.experiment_id = exp_id
+        self.experiment = experiment
+        self.parent_id: str | None = None
+
+    def start_search(self, run_name: str, params: dict, tags: dict) -> str:
+        run = self.client.create_run(self.experiment_id, run_name=run_name, tags={k: str(v) for k, v in tags.items()})
+        self.parent_id = run.info.run_id
+        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), MAX_BATCH):
+            self.client.log_batch(self.parent_id, params=items[i : i + MAX_BATCH])
+        return self.parent_id
+
+    def log_trial(self, r: TrialResult, index: int, tags: dict) -> str:
+        """One child run for one trial: params ``<stage>.model``/``<stage>.samples``, all metrics."""
+        now = int(time.time() * 1000)
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=f"trial-{index:03d} {r.allocation}",
+            tags={"mlflow.parentRunId": self.parent_id, "status": r.status, **{k: str(v) for k, v in tags.items()}},
+        )
+        params = [Param("trial", str(index))]
+        for st, m, s in r.allocation.choices:
+            params += [Param(f"{st}.model", m), Param(f"{st}.samples", str(s))]
+        metrics = [Metric(k, float(v), now, 0) for k, v in trial_metrics(r).items()]
+        self.client.log_batch(run.info.run_id, metrics=metrics, params=params)
+        self.client.set_terminated(run.info.run_id, "FINISHED" if r.status == "ok" else "FAILED")
+        return run.info.run_id
+
+    def log_progress(self, best_so_far: list[float]) -> None:
+        """The best-so-far curve on the parent run, one step per trial (one batch call)."""
+        now = int(time.time() * 1000)
+        metrics = [Metric("best_so_far", v, now, i + 1) for i, v in enumerate(best_so_far)]
+        for i in range(0, len(metrics), MAX_BATCH):
+            self.client.log_batch(self.parent_id, metrics=metrics[i : i + MAX_BATCH])
+
+    def log_text(self, text: str, path: str) -> None:
+        self.client.log_text(self.parent_id, text, path)
+
+    def log_dict(self, data: dict, path: str) -> None:
+        self.client.log_dict(self.parent_id, data, path)
+
+    def log_trials_table(self, results: list[TrialResult], extra: list[dict] | None = None) -> None:
+        """All trials as one CSV artifact (also written when there are too many for child runs)."""
+        rows = []
+        for i, r in enumerate(results):
+            row = {"trial": i + 1, "allocation": str(r.allocation), "status": r.status}
+            for st, m, s in r.allocation.choices:
+                row[f"{st}.model"], row[f"{st}.samples"] = m, s
+            row.update(trial_metrics(r))
+            row.update((extra or [{}] * len(results))[i])
+            rows.append(row)
+        if not rows:
+            return
+        cols = list(dict.fromkeys(k for row in rows for k in row))
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=cols)
+        w.writeheader()
+        w.writerows(rows)
+        self.log_text(buf.getvalue(), "trials.csv")
+
+    def finish(self, metrics: dict[str, float], tags: dict, status: str = "FINISHED") -> None:
+        now = int(time.time() * 1000)
+        self.client.log_batch(
+            self.parent_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+            tags=[RunTag(k, str(v)) for k, v in tags.items()],
+        )
+        self.client.set_terminated(self.parent_id, status)
+
+    def fail(self, reason: str) -> None:
+        """Mark the search failed (never left RUNNING as if valid)."""
+        if self.parent_id is None:
+            return
+        self.client.set_tag(self.parent_id, "status", "failed")
+        self.client.set_tag(self.parent_id, "error", reason[:5000])
+        self.client.set_terminated(self.parent_id, "FAILED")
+
+
+def run_url_hint(tracking_uri: str) -> str:
+    """The command that opens the MLflow UI on this store."""
+    return f"mlflow ui --backend-store-uri {tracking_uri}"
+
+
+__all__ = ["Archive", "run_url_hint", "sqlite_uri", "trial_metrics"]

@@ -1,0 +1,38 @@
+"""Error tree for bad input: each error is one clear message, raised before any compute is spent.
+
+The CLI prints these without a traceback (set ``AGENTTTS_TRACEBACK=1`` to see one).
+"""
+
+from __future__ import annotations
+
+
+class AgentTTSError(Exception):
+    """Base class of every user-facing error."""
+
+
+class ConfigError(AgentTTSError):
+    """A configuration value is missing, malformed or inconsistent."""
+
+
+class UnknownNameError(ConfigError):
+    """A task, stage, model, searcher or scenario name is not known."""
+
+
+class InfeasibleBudgetError(ConfigError):
+    """The budget admits no allocation at all, or an allocation exceeds it."""
+
+
+class AllocationError(ConfigError):
+    """An allocation string does not parse or does not fit the task."""
+
+
+class DatasetError(AgentTTSError):
+    """A dataset file is missing or malformed (the message names the file and the record)."""
+
+
+class ScenarioError(ConfigError):
+    """A simulator scenario file is missing fields or has out-of-range values."""
+
+
+class MissingSampleError(AgentTTSError):
+    """The replay backend was asked for a sample the sample bank does not hold."""

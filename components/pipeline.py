@@ -1,0 +1,293 @@
+"""The pipeline and the Environment: run allocations over a batch of questions and score them.
+
+The Environment evaluates a round of allocations stage by stage. Per stage it makes ONE batched
+backend call for all samples the round needs (``infer``) and one for the LLM fuser calls (inside
+``fuse``), so a real engine sees large batches. Work is shared wherever outputs are shared: trials
+with the same upstream prefix share fused outputs, and every stream of samples is read from and
+appended to the sample bank, so S=10 after S=20 generates nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from components.backends.base import Backend, Decoding, Request
+from components.bank import SampleBank, stream_key
+from components.cost import AllocationCost
+from components.errors import ConfigError
+from components.fusion import fusion_prompt, id_vote_merge, majority_vote
+from components.items import Item
+from components.metrics import METRICS, retrieval_prf
+from components.parsers import PARSERS, parse_ids
+from components.space import Allocation, SearchSpace
+
+PLACEHOLDERS = ("question", "candidates", "upstream", "selected")
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """The task side of a stage: how to prompt, parse and fuse (models and lengths live in the space).
+
+    ``prompt`` is a ``str.format`` template over ``{question}``, ``{candidates}`` (numbered candidate
+    facts), ``{upstream}`` (the previous stage's fused output) and ``{selected}`` (the candidate facts
+    the previous stage selected).
+    """
+
+    name: str
+    kind: str  # "select" (outputs reference ids) or "answer"
+    prompt: str
+    parser: str
+    fusion: str
+    decoding: Decoding = field(default_factory=Decoding)
+    fuse_decoding: Decoding = field(default_factory=lambda: Decoding(temperature=0.3))
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A pipeline: ordered stages and the metrics of its final output (``metric`` is the main one)."""
+
+    name: str
+    stages: tuple[StageSpec, ...]
+    metric: str
+    metrics: tuple[str, ...]
+
+    def validate(self) -> None:
+        for m in (self.metric, *self.metrics):
+            if m not in METRICS:
+                raise ConfigError(f"unknown metric '{m}' in task '{self.name}'; available: {sorted(METRICS)}")
+        for s in self.stages:
+            if s.parser not in PARSERS:
+                raise ConfigError(f"unknown parser '{s.parser}' for stage '{s.name}'; available: {sorted(PARSERS)}")
+            try:
+                s.prompt.format(**{p: "" for p in PLACEHOLDERS})
+            except (KeyError, IndexError) as e:
+                raise ConfigError(
+                    f"prompt of stage '{s.name}' uses unknown placeholder {e}; available: {list(PLACEHOLDERS)}"
+                ) from None
+
+
+@dataclass
+class TrialResult:
+    """One evaluated allocation: its score (main metric), all metrics and its cost."""
+
+    allocation: Allocation
+    score: float
+    metrics: dict[str, float]
+    cost: AllocationCost  # planned, per question, from declared token lengths
+    flops_planned: float  # over all questions
+    flops_spent: float  # over all questions, from actual token counts (fuser calls included)
+    fusion_flops_spent: float
+    samples_used: int
+    wall_s: float
+    status: str = "ok"
+    error: str = ""
+
+
+@dataclass
+class Round:
+    """The state of one round of evaluation, filled stage by stage."""
+
+    allocations: list[Allocation]
+    # prefix of length i+1 -> per item fused output of stage i
+    fused: dict[Allocation, list[str]] = field(default_factory=dict)
+    # (prefix of length i, model) -> per item stream key
+    streams: dict[tuple[Allocation, str], list[str]] = field(default_factory=dict)
+    # prefix of length i+1 -> per item (sampling flops, fuser flops) of stage i
+    spent: dict[Allocation, list[tuple[float, float]]] = field(default_factory=dict)
+    shared: bool = True  # trials share streams (the bank); False: each trial generates afresh
+    started: float = field(default_factory=time.perf_counter)
+    generated_tokens: int = 0
+
+    def scope(self, a: Allocation, n: int) -> Allocation:
+        """Identity of the first n stages of ``a``: shared across trials only when the bank is on."""
+        if self.shared:
+            return a.prefix(n)
+        return Allocation(a.choices[:n] + ((f"trial:{a.key}", "", 0),))
+
+
+class Environment:
+    """Evaluates allocations of ``space`` for ``task`` on ``items`` through ``backend`` and ``bank``.
+
+    Args:
+        task: prompts, parsers and metrics.
+        space: stages, models, cost model and budget.
+        backend: generates samples.
+        bank: the sample bank (use ``SampleBank(enabled=False)`` to generate everything afresh).
+        items: the questions of the split being searched.
+    """
+
+    def __init__(self, task: TaskSpec, space: SearchSpace, backend: Backend, bank: SampleBank, items: list[Item]):
+        self.task, self.space, self.backend, self.bank, self.items = task, space, backend, bank, items
+        self.world = getattr(backend, "world", "")
+        self._stage_by_name = {s.name: s for s in space.stages}
+        self._candidates_text = [
+            "\n".join(f"[{i}] {c}" for i, c in enumerate(it.candidates, 1)) for it in items
+        ]
+
+    # -- the three steps of a round -------------------------------------------------------------
+    def evaluate(self, allocations: list[Allocation]) -> list[TrialResult]:
+        """Run and score a round of allocations (the flows call the steps one by one instead)."""
+        rnd = self.start(allocations)
+        for i in range(len(self.task.stages)):
+            self.infer(rnd, i)
+            self.fuse(rnd, i)
+        return self.score(rnd)
+
+    def start(self, allocations: list[Allocation]) -> Round:
+        """Begin a round. Without the bank, every trial gets its own streams and generates afresh."""
+        self.bank.reset()
+        return Round(list(allocations), shared=self.bank.enabled)
+
+    def render(self, stage: StageSpec, j: int, upstream: str | None) -> str:
+        item = self.items[j]
+        selected = ""
+        if upstream is not None and item.candidates:
+            ids = [i for i in parse_ids(upstream) if 1 <= i <= len(item.candidates)]
+            selected = "\n".join(f"[{i}] {item.candidates[i - 1]}" for i in ids)
+        return stage.prompt.format(
+            question=item.question,
+            candidates=self._candidates_text[j],
+            upstream=upstream or "",
+            selected=selected,
+        )
+
+    def infer(self, rnd: Round, i: int) -> None:
+        """Generate, in one backend call, every sample stage ``i`` needs beyond what the bank holds."""
+        stage = self.task.stages[i]
+        need: dict[tuple[Allocation, str], int] = defaultdict(int)
+        for a in rnd.allocations:
+            _, model, s = a.choices[i]
+            scope = rnd.scope(a, i)
+            need[(scope, model)] = max(need[(scope, model)], s)
+        prompts: dict[tuple[int, str | None], str] = {}
+        want: dict[str, tuple[int, str, str, int, str | None]] = {}  # key -> (item, model, prompt, n, upstream)
+        for (prefix, model), n in need.items():
+            upstream = rnd.fused[prefix] if i else [None] * len(self.items)
+            salt = self.world if rnd.shared else f"{self.world}|{prefix.choices[-1][0]}"
+            keys = []
+            for j, u in enumerate(upstream):
+                prompt = prompts.get((j, u))
+                if prompt is None:
+                    prompt = prompts[(j, u)] = self.render(stage, j, u)
+                key = stream_key(model, prompt, stage.decoding.key(), salt)
+                keys.append(key)
+                if key not in want or want[key][3] < n:
+                    want[key] = (j, model, prompt, n, u)
+            rnd.streams[(prefix, model)] = keys
+        self._generate(stage, want, rnd)
+
+    def _generate(self, stage: StageSpec, want: dict, rnd: Round, decoding: Decoding | None = None,
+                  candidates: dict | None = None) -> None:
+        self.bank.load(list(want))
+        todo, meta = [], []
+        for key, (j, model, prompt, n, u) in want.items():
+            have = self.bank.count(key)
+            if have < n:
+                todo.append(
+                    Request(model=model, prompt=prompt, n=n - have, start=have,
+                            decoding=decoding or stage.decoding, stage=stage.name, item=self.items[j],
+                            upstream=u, candidates=(candidates or {}).get(key, ()))
+                )
+                meta.append((key, j, model))
+        if not todo:
+            return
+        for (key, j, model), gen in zip(meta, self.backend.generate(todo)):
+            self.bank.append(key, model, stage.name, self.items[j].id, gen.prompt_tokens, gen.texts, gen.output_tokens)
+            rnd.generated_tokens += sum(gen.output_tokens)
+
+    def _stream(self, key: str):
+        return self.bank.get(key)
+
+    def fuse(self, rnd: Round, i: int) -> None:
+        """Fuse the first S samples of each stream into one output per item and trial prefix."""
+        stage = self.task.stages[i]
+        params = self._stage_by_name[stage.name].model
+        parse = PARSERS[stage.parser]
+        pending = {}  # (key, S) -> fused text, or the fusion key for llm
+        fuse_want, fuse_cands = {}, {}
+        scopes = {rnd.scope(a, i + 1): a for a in rnd.allocations}
+        for sc, a in scopes.items():
+            _, model, s = a.choices[i]
+            keys = rnd.streams[(rnd.scope(a, i), model)]
+            salt = self.world if rnd.shared else f"{self.world}|trial:{a.key}"
+            for j, key in enumerate(keys):
+                if (key, s) in pending:
+                    continue
+                texts = self._stream(key).texts[:s]
+                if s == 1:
+                    pending[(key, s)] = texts[0]
+                elif stage.fusion == "id_vote":
+                    pending[(key, s)] = id_vote_merge(texts)
+                elif stage.fusion == "vote":
+                    pending[(key, s)] = majority_vote(texts, parse)
+                else:
+                    upstream = rnd.fused[rnd.scope(a, i)][j] if i else None
+                    fprompt = fusion_prompt(self.render(stage, j, upstream), texts)
+                    fkey = stream_key(model, fprompt, stage.fuse_decoding.key(), salt)
+                    pending[(key, s)] = ("llm", fkey)
+                    fuse_want[fkey] = (j, model, fprompt, 1, upstream)
+                    fuse_cands[fkey] = tuple(texts)
+        if fuse_want:
+            self._generate(stage, fuse_want, rnd, stage.fuse_decoding, fuse_cands)
+        for sc, a in scopes.items():
+            _, model, s = a.choices[i]
+            p = params(model).params
+            out, spent = [], []
+            for key in rnd.streams[(rnd.scope(a, i), model)]:
+                v = pending[(key, s)]
+                stream = self._stream(key)
+                sample_flops = 2 * p * (stream.prompt_tokens + sum(stream.tokens[:s]))
+                fuse_flops = 0.0
+                if isinstance(v, tuple):
+                    fs = self._stream(v[1])
+                    v = fs.texts[0]
+                    fuse_flops = 2 * p * (fs.prompt_tokens + fs.tokens[0])
+                out.append(v)
+                spent.append((sample_flops, fuse_flops))
+            rnd.fused[sc] = out
+            rnd.spent[sc] = spent
+
+    def score(self, rnd: Round) -> list[TrialResult]:
+        """Score every allocation of the round on its final fused outputs."""
+        wall = (time.perf_counter() - rnd.started) / max(1, len(rnd.allocations))
+        results = []
+        last = self.task.stages[-1]
+        parse = PARSERS[last.parser]
+        n = len(self.items)
+        for a in rnd.allocations:
+            metrics: dict[str, float] = {}
+            for i, stage in enumerate(self.task.stages[:-1]):
+                fused = rnd.fused[rnd.scope(a, i + 1)]
+                if stage.kind == "select":
+                    prf = [retrieval_prf(parse_ids(f), it.gold_ids) for f, it in zip(fused, self.items)]
+                    for k, name in enumerate(("precision", "recall", "f1")):
+                        metrics[f"{stage.name}/{name}"] = sum(x[k] for x in prf) / n
+                else:
+                    sp = PARSERS[stage.parser]
+                    metrics[f"{stage.name}/em"] = sum(
+                        METRICS["em"](sp(f), it.answers) for f, it in zip(fused, self.items)
+                    ) / n
+            preds = [parse(f) for f in rnd.fused[rnd.scope(a, len(self.task.stages))]]
+            for m in self.task.metrics:
+                metrics[m] = sum(METRICS[m](p, it.answers) for p, it in zip(preds, self.items)) / n
+            spent = [rnd.spent[rnd.scope(a, i + 1)] for i in range(len(self.task.stages))]
+            sample_flops = sum(x[0] for per_item in spent for x in per_item)
+            fuse_flops = sum(x[1] for per_item in spent for x in per_item)
+            cost = self.space.cost_model.cost(a)
+            results.append(
+                TrialResult(
+                    allocation=a,
+                    score=metrics[self.task.metric],
+                    metrics=metrics,
+                    cost=cost,
+                    flops_planned=cost.flops * n,
+                    flops_spent=sample_flops + fuse_flops,
+                    fusion_flops_spent=fuse_flops,
+                    samples_used=sum(s for _, _, s in a.choices) * n,
+                    wall_s=wall,
+                )
+            )
+        self.bank.flush()
+        return results

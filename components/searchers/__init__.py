@@ -1,0 +1,9 @@
+"""Searchers behind one protocol; ``SEARCHERS`` maps config names to classes."""
+
+from components.searchers.base import Proposal, Searcher
+from components.searchers.grid import GridSearcher
+from components.searchers.random import RandomSearcher
+
+SEARCHERS = {"random": RandomSearcher, "grid": GridSearcher}
+
+__all__ = ["SEARCHERS", "GridSearcher", "Proposal", "RandomSearcher", "Searcher"]

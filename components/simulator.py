@@ -1,0 +1,278 @@
+"""The simulated backend: LLMs of given sizes, simulated at the level of the outputs the pipeline parses.
+
+Nothing here runs a model. :class:`SimWorld` turns a scenario (:mod:`components.scenario`) into
+deterministic *simulated* samples, so the real fusion, scoring, cost and caching code runs unchanged.
+
+Streams. Sampling request samples ``start .. start+n-1`` come from the stream of
+(world seed, item id, stage, model, upstream text): sample i is the same however the stream is split
+into requests. Seeds come from blake2b (never Python's ``hash()``), so results are identical across
+processes. Decoding parameters (temperature ...) are ignored.
+
+``select`` stages (a sample is ``format_ids(ids)``). Per item and model, each gold fact g has a
+per-sample selection probability ``p_g = sigmoid(logit(recall) + heterogeneity·z_g)``, with z_g a
+standard normal per (item, fact), 70% shared by all models of the stage (hard facts are hard for
+everyone). Each sample also picks Poisson(``false_positives``) distractors (at most 8), each one of the
+item's 3 most confusable distractors (shared by all models) with probability ``fp_consistency``, else
+uniform over all distractors. An empty selection becomes one id. Select stages ignore upstream.
+
+``answer`` stages (a sample is ``"Answer: <text>"``). Upstream quality q is 1.0 for the first stage;
+after a ``select`` stage, the retrieval F1 of ``parse_ids(upstream)`` against ``item.gold_ids``; after
+an ``answer`` stage, 1.0 if the upstream answer is correct else 0.0; a missing upstream is 0.0. A
+sample is correct with probability ``sigmoid(logit(skill) + spread·z − upstream_weight·(1 − q))``,
+z a standard normal per item (70% shared by the stage's models). A wrong sample is the item's most
+plausible wrong answer with probability ``wrong_concentration·q`` and otherwise one of 23 others
+(Zipf shares 1/k): poor context disperses the guesses, so voting converges slowly instead of locking
+in one wrong answer. Wrong answers are ``item.meta["distractor_answers"]`` first, then invented names.
+
+LLM fusion (a request with ``candidates``): with probability ``1 / (1 + fusion_decay·(n − 1))`` the
+fuser returns the plurality answer of the n candidates (ties: first seen), otherwise one of the
+distinct candidate answers uniformly at random (fusing many candidates is harder; small models get a
+larger ``fusion_decay``). Deterministic in (seed, item, stage, model, candidates).
+
+Token counts (simulated): prompt = declared prompt × a per-(item, stage) factor in [0.8, 1.2] (fusion
+calls add declared output tokens per candidate); output = declared output × a factor in [0.5, 1.5].
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import numpy as np
+
+from components.backends.base import Generation, Request
+from components.errors import ConfigError
+from components.fusion import format_ids
+from components.metrics import exact_match, normalize_answer
+from components.parsers import parse_answer, parse_ids
+from components.scenario import Scenario, ScenarioStage, SimModel, load_scenario
+
+SHARED = 0.7  # share of an item's difficulty common to all models of a stage (correlation)
+N_CONFUSABLE = 3  # distractors a select model keeps confusing with gold facts
+MAX_FP = 8  # cap on false positives per select sample
+N_WRONG = 24  # distinct wrong answers per item (1 plausible + 23 others)
+TAIL_EXP = 1.0  # Zipf exponent of the other wrong answers' shares (a long tail of guesses)
+_TAIL = np.arange(1, N_WRONG) ** -TAIL_EXP / np.sum(np.arange(1, N_WRONG) ** -TAIL_EXP)
+_SYLLABLES = ("ka", "lo", "mi", "ren", "tor", "vel", "sha", "dun", "bri", "os", "gar", "nel", "quin", "zu", "fa", "hel")
+
+
+def _seed(*parts: object) -> int:
+    """A 64-bit seed from the parts, stable across processes and platforms."""
+    text = "\x1f".join(str(p) for p in parts).encode("utf-8")
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little")
+
+
+def _rng(*parts: object) -> np.random.Generator:
+    return np.random.default_rng(_seed(*parts))
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1.0 - p))
+
+
+def _invented_name(item_id: str, k: int) -> str:
+    # Pronounceable, deterministic, and never an alias of a gold answer (checked by the caller).
+    r = _rng("wrong-name", item_id, k)
+    word = lambda n: "".join(_SYLLABLES[i] for i in r.integers(0, len(_SYLLABLES), n)).capitalize()  # noqa: E731
+    return f"{word(2)} {word(3)}"
+
+
+def _f1(selected: tuple[int, ...], gold: tuple[int, ...]) -> float:
+    sel, ref = set(selected), set(gold)
+    hit = len(sel & ref)
+    return 0.0 if hit == 0 else 2.0 * hit / (len(sel) + len(ref))
+
+
+class SimWorld:
+    """A simulated backend over one scenario: deterministic samples, fusions and token counts.
+
+    Args:
+        scenario: a :class:`Scenario`, or anything :func:`load_scenario` accepts (path, name, dict).
+
+    >>> from components.items import Item
+    >>> w = SimWorld("2wiki")
+    >>> item = Item("q1", "Who?", ("Ada",), tuple(f"fact {i}" for i in range(1, 21)), (2, 7))
+    >>> g = w.generate([Request("Qwen2.5-72B", "", n=2, stage="retrieval", item=item)])[0]
+    >>> g.texts[0].startswith("Selected references:"), len(g.output_tokens)
+    (True, 2)
+    """
+
+    name = "sim"
+    simulated = True
+
+    def __init__(self, scenario: Scenario | str | dict):
+        self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        self.seed = self.scenario.seed
+        self._latent: dict[tuple, object] = {}  # per (stage, model, item) latent state
+        self._norm: dict[str, str] = {}  # candidate text -> normalized answer (fusion is hot)
+
+    # ------------------------------------------------------------------ public
+    def generate(self, requests: list[Request]) -> list[Generation]:
+        """One Generation per request, in order (sampling or, with ``candidates``, fusion)."""
+        return [self.generate_one(r) for r in requests]
+
+    def generate_one(self, req: Request) -> Generation:
+        """Samples ``req.start .. req.start+req.n-1`` of the request's stream, or one fusion."""
+        if req.item is None:
+            raise ConfigError(f"the simulated backend needs the item of each request (stage '{req.stage}')")
+        stage = self.scenario.stage(req.stage)
+        model = stage.model(req.model)
+        if req.candidates:
+            return self._fuse(req, stage, model)
+        if req.n < 0 or req.start < 0:
+            raise ConfigError(f"bad sample range start={req.start} n={req.n}")
+        stream = _seed(self.seed, req.item.id, stage.name, model.name, req.upstream)
+        # One (start+n, K) draw with K fixed per stream: row i depends on i only (prefix property).
+        if stage.kind == "select":
+            texts, out_u = self._select(req, stage, model, stream)
+        else:
+            texts, out_u = self._answer(req, stage, model, stream)
+        return Generation(
+            texts=tuple(texts),
+            prompt_tokens=self._prompt_tokens(req, stage),
+            output_tokens=tuple(int(t) for t in np.rint(stage.output_tokens * (0.5 + out_u))),
+        )
+
+    def upstream_quality(self, req: Request) -> float:
+        """The quality in [0, 1] of ``req.upstream`` for the request's item (see the module docstring)."""
+        prev = self.scenario.previous(req.stage)
+        if prev is None:
+            return 1.0
+        if req.upstream is None:
+            return 0.0
+        if prev.kind == "select":
+            return _f1(parse_ids(req.upstream), tuple(req.item.gold_ids))
+        return exact_match(parse_answer(req.upstream), req.item.answers)
+
+    # ------------------------------------------------------------- internals
+    def _prompt_tokens(self, req: Request, stage: ScenarioStage) -> int:
+        factor = 0.8 + 0.4 * _rng(self.seed, "prompt", stage.name, req.item.id).random()
+        return int(round(stage.prompt_tokens * factor))
+
+    def _select_latent(self, req: Request, stage: ScenarioStage, model: SimModel):
+        key = (stage.name, model.name, req.item.id)
+        if key not in self._latent:
+            b = model.behaviour
+            item = req.item
+            gold = np.array(sorted(set(item.gold_ids)), dtype=np.int64)
+            distractors = np.array(
+                [i for i in range(1, len(item.candidates) + 1) if i not in set(item.gold_ids)], dtype=np.int64
+            )
+            shared = _rng(self.seed, "select", stage.name, item.id)
+            z_shared = shared.standard_normal(len(gold))
+            confusable = shared.permutation(distractors)[:N_CONFUSABLE] if len(distractors) else distractors
+            z_own = _rng(self.seed, "select", stage.name, model.name, item.id).standard_normal(len(gold))
+            z = SHARED * z_shared + math.sqrt(1 - SHARED**2) * z_own
+            p_gold = _sigmoid(_logit(b.recall) + b.heterogeneity * z)
+            # Poisson CDF for the number of false positives (inverse-CDF sampling keeps draws fixed-width).
+            k = np.arange(MAX_FP + 1)
+            pmf = np.exp(-b.false_positives + k * math.log(max(b.false_positives, 1e-12)) - np.array(
+                [math.lgamma(i + 1) for i in k]
+            ))
+            cdf = np.cumsum(pmf)
+            self._latent[key] = (gold, distractors, confusable, p_gold, cdf)
+        return self._latent[key]
+
+    def _select(self, req: Request, stage: ScenarioStage, model: SimModel, stream: int):
+        gold, distractors, confusable, p_gold, cdf = self._select_latent(req, stage, model)
+        b = model.behaviour
+        g = len(gold)
+        u = np.random.default_rng(stream).random((req.start + req.n, g + 2 * MAX_FP + 3))[req.start :]
+        picked_gold = u[:, :g] < p_gold
+        n_fp = np.minimum(np.searchsorted(cdf, u[:, g]), MAX_FP) if len(distractors) else np.zeros(len(u), int)
+        slot_u = u[:, g + 1 : g + 1 + MAX_FP]
+        which_u = u[:, g + 1 + MAX_FP : g + 1 + 2 * MAX_FP]
+        if len(distractors):
+            from_conf = confusable[np.minimum((which_u * len(confusable)).astype(int), len(confusable) - 1)]
+            from_all = distractors[np.minimum((which_u * len(distractors)).astype(int), len(distractors) - 1)]
+            fp_ids = np.where(slot_u < b.fp_consistency, from_conf, from_all)
+        texts = []
+        for r in range(len(u)):
+            ids = set(gold[picked_gold[r]].tolist())
+            if n_fp[r]:
+                ids.update(fp_ids[r, : n_fp[r]].tolist())
+            if not ids:  # a model always names something: its best gold guess, or a confusable one
+                ids = {self._fallback_id(gold, confusable, p_gold, u[r, -2] < b.recall)}
+            texts.append(format_ids(ids))
+        return texts, u[:, -1]
+
+    @staticmethod
+    def _fallback_id(gold, confusable, p_gold, prefer_gold: bool) -> int:
+        if len(gold) and (prefer_gold or not len(confusable)):
+            return int(gold[int(np.argmax(p_gold))])
+        return int(confusable[0]) if len(confusable) else 1
+
+    def _answer_latent(self, req: Request, stage: ScenarioStage, model: SimModel):
+        key = (stage.name, model.name, req.item.id)
+        if key not in self._latent:
+            b = model.behaviour
+            item = req.item
+            z = SHARED * _rng(self.seed, "answer", stage.name, item.id).standard_normal() + math.sqrt(
+                1 - SHARED**2
+            ) * _rng(self.seed, "answer", stage.name, model.name, item.id).standard_normal()
+            base_logit = _logit(b.skill) + b.spread * z
+            golds = {normalize_answer(a) for a in item.answers}
+            wrong: list[str] = []
+            for text in list(item.meta.get("distractor_answers") or ()):
+                if normalize_answer(text) not in golds and text not in wrong:
+                    wrong.append(str(text))
+            k = 0
+            while len(wrong) < N_WRONG:
+                name = _invented_name(item.id, k)
+                k += 1
+                if normalize_answer(name) not in golds and name not in wrong:
+                    wrong.append(name)
+            correct = "Answer: " + (item.answers[0] if item.answers else "")
+            texts = np.array([correct] + ["Answer: " + w for w in wrong[:N_WRONG]], dtype=object)
+            self._latent[key] = (base_logit, texts)
+        return self._latent[key]
+
+    def _answer(self, req: Request, stage: ScenarioStage, model: SimModel, stream: int):
+        base_logit, texts = self._answer_latent(req, stage, model)
+        b = model.behaviour
+        q = self.upstream_quality(req)
+        p = float(_sigmoid(base_logit - b.upstream_weight * (1.0 - q)))
+        top = b.wrong_concentration * q
+        cum = np.cumsum(np.concatenate([[top], (1.0 - top) * _TAIL]))
+        u = np.random.default_rng(stream).random((req.start + req.n, 3))[req.start :]
+        wrong_idx = 1 + np.minimum(np.searchsorted(cum, u[:, 1] * cum[-1], side="right"), N_WRONG - 1)
+        idx = np.where(u[:, 0] < p, 0, wrong_idx)
+        return texts[idx].tolist(), u[:, 2]
+
+    def _normalized(self, text: str) -> str:
+        key = self._norm.get(text)
+        if key is None:
+            key = self._norm[text] = normalize_answer(parse_answer(text))
+        return key
+
+    def _fuse(self, req: Request, stage: ScenarioStage, model: SimModel) -> Generation:
+        cands = list(req.candidates)
+        n = len(cands)
+        r = _rng(self.seed, "fuse", req.item.id, stage.name, model.name, "\x1e".join(cands))
+        u_ok, u_pick, u_len = r.random(3)
+        if stage.kind == "select":  # not produced by the scenario schema; fuse like id_vote would
+            from components.fusion import id_vote_merge
+
+            text = id_vote_merge(cands)
+        else:
+            first: dict[str, str] = {}
+            counts: dict[str, int] = {}
+            for c in cands:
+                k = self._normalized(c)
+                if k not in first:
+                    first[k] = "Answer: " + parse_answer(c)
+                counts[k] = counts.get(k, 0) + 1
+            keys = list(first)
+            if u_ok < 1.0 / (1.0 + model.behaviour.fusion_decay * (n - 1)):
+                best = max(keys, key=lambda k: counts[k])  # max keeps the first of equal counts
+            else:
+                best = keys[min(int(u_pick * len(keys)), len(keys) - 1)]
+            text = first[best]
+        prompt = self._prompt_tokens(req, stage) + n * stage.output_tokens
+        return Generation(
+            texts=(text,), prompt_tokens=prompt, output_tokens=(int(round(stage.output_tokens * (0.5 + u_len))),)
+        )

@@ -1,0 +1,205 @@
+"""Turn a composed config (a plain dict) into the domain objects; validate everything first.
+
+This is the only place configs become objects. It imports neither Prefect nor MLflow, so bad
+input fails in about a second, before any run is created or any sample generated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from components.backends.base import Decoding
+from components.bank import SampleBank
+from components.cost import CostModel
+from components.datasets import load_items, synthetic_items
+from components.errors import ConfigError, DatasetError, UnknownNameError
+from components.items import Item
+from components.pipeline import Environment, StageSpec, TaskSpec
+from components.scenario import Scenario, load_scenario
+from components.searchers import SEARCHERS
+from components.space import Allocation, Budget, Model, SearchSpace, Stage
+
+BACKENDS = ("sim",)
+
+
+@dataclass
+class Context:
+    """Everything a search needs, built and validated."""
+
+    cfg: dict
+    task: TaskSpec
+    space: SearchSpace
+    scenario: Scenario | None
+    train: list[Item]
+    test: list[Item]
+    simulated: bool
+
+    def environment(self, items: list[Item] | None = None, bank: SampleBank | None = None) -> Environment:
+        return Environment(self.task, self.space, make_backend(self), bank or make_bank(self.cfg), items or self.train)
+
+
+def _decoding(d: dict | None, default_t: float) -> Decoding:
+    d = d or {}
+    return Decoding(
+        temperature=float(d.get("temperature", default_t)),
+        max_tokens=int(d.get("max_tokens", 512)),
+        stop=tuple(d.get("stop") or ()),
+    )
+
+
+def task_spec(t: dict) -> TaskSpec:
+    stages = tuple(
+        StageSpec(
+            name=s["name"],
+            kind=s["kind"],
+            prompt=s["prompt"],
+            parser=s["parser"],
+            fusion=s["fusion"],
+            decoding=_decoding(s.get("decoding"), 0.9),
+            fuse_decoding=_decoding(s.get("fuse_decoding"), 0.3),
+        )
+        for s in t["stages"]
+    )
+    spec = TaskSpec(t["name"], stages, t["metric"], tuple(t.get("metrics") or [t["metric"]]))
+    spec.validate()
+    return spec
+
+
+def stages_from_scenario(sc: Scenario) -> list[Stage]:
+    return [
+        Stage(
+            s.name,
+            tuple(Model(m.name, m.params, m.price_per_mtok) for m in s.models),
+            s.prompt_tokens,
+            s.output_tokens,
+            s.fusion,
+            s.min_samples,
+            s.max_samples,
+        )
+        for s in sc.stages
+    ]
+
+
+def stages_from_task(t: dict, catalog: dict) -> list[Stage]:
+    out = []
+    for s in t["stages"]:
+        models = []
+        for name in s["models"]:
+            if name not in catalog:
+                raise UnknownNameError(f"model '{name}' of stage '{s['name']}' is not in the model catalog; known: {sorted(catalog)}")
+            m = catalog[name]
+            models.append(Model(name, float(m["params"]), m.get("price_per_mtok")))
+        lo, hi = s.get("samples") or [1, 100]
+        out.append(Stage(s["name"], tuple(models), int(s["prompt_tokens"]), int(s["output_tokens"]), s["fusion"], lo, hi))
+    return out
+
+
+def default_budget_units(stages: list[Stage], cost: CostModel) -> float:
+    """The paper's default: one sample of the largest model on every stage (≈929 units on 2wiki)."""
+    return sum(cost.stage_cost(s.name, s.largest.name, 1).units for s in stages)
+
+
+def make_budget(cfg: dict, stages: list[Stage], cost: CostModel) -> Budget:
+    b = cfg.get("budget") or {}
+    given = {k: b.get(k) for k in ("units", "flops", "usd") if b.get(k) is not None}
+    if len(given) > 1:
+        raise ConfigError(f"give the budget in one kind only, got {sorted(given)} (budget.units, budget.flops or budget.usd)")
+    if not given:
+        return Budget("units", round(default_budget_units(stages, cost), 6))
+    kind, value = next(iter(given.items()))
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"budget.{kind} must be a number, got '{value}'") from None
+    if value <= 0:
+        raise ConfigError(f"budget.{kind} must be positive, got {value}")
+    return Budget(kind, value)
+
+
+def load_data(cfg: dict, seed_default: int = 0) -> tuple[list[Item], list[Item]]:
+    d = cfg["data"]
+    fmt = cfg["task"]["data"]["format"]
+    train_n, test_n = int(d["train_size"]), int(d["test_size"])
+    if train_n < 1 or test_n < 0:
+        raise ConfigError(f"data.train_size must be >= 1 and data.test_size >= 0, got {train_n} and {test_n}")
+    if fmt == "synthetic" and not d.get("path"):
+        items = synthetic_items(train_n + test_n, seed=int(d.get("seed", 0)))
+    else:
+        if not d.get("path"):
+            hint = cfg["task"]["data"].get("example_path", "")
+            raise DatasetError(
+                f"task '{cfg['task']['name']}' reads a {fmt} file: give data.path=FILE" + (f" (e.g. data.path={hint})" if hint else "")
+            )
+        items = load_items(fmt, Path(d["path"]).expanduser())
+        if len(items) < train_n:
+            raise DatasetError(f"{d['path']}: {len(items)} items, fewer than data.train_size={train_n}")
+    order = np.random.default_rng(int(d.get("seed", 0))).permutation(len(items))
+    items = [items[i] for i in order]
+    return items[:train_n], items[train_n : train_n + test_n]
+
+
+def make_bank(cfg: dict) -> SampleBank:
+    b = cfg.get("bank") or {}
+    return SampleBank(b.get("path") if b.get("persist", True) else None, enabled=bool(b.get("enabled", True)))
+
+
+def make_backend(ctx: Context):
+    name = ctx.cfg["backend"]["name"]
+    if name == "sim":
+        from components.backends.sim import SimBackend
+
+        return SimBackend(ctx.scenario)
+    raise UnknownNameError(f"unknown backend '{name}'; available: {list(BACKENDS)}")
+
+
+def check_scenario_fits(task: TaskSpec, sc: Scenario) -> None:
+    got = [(s.name, s.kind) for s in sc.stages]
+    want = [(s.name, s.kind) for s in task.stages]
+    if got != want:
+        raise ConfigError(
+            f"scenario '{sc.name}' simulates stages {got} but task '{task.name}' has {want}; "
+            f"pick a scenario with the task's stages (e.g. scenario={task.name})"
+        )
+
+
+def build(cfg: dict, with_data: bool = True) -> Context:
+    """Validate the whole config and build the search context. Raises one AgentTTSError on bad input."""
+    backend = cfg["backend"]["name"]
+    if backend not in BACKENDS:
+        raise UnknownNameError(f"unknown backend '{backend}'; available: {list(BACKENDS)}")
+    task = task_spec(cfg["task"])
+    scenario = None
+    if backend == "sim":
+        scenario = load_scenario(dict(cfg["scenario"]))
+        check_scenario_fits(task, scenario)
+        stages = stages_from_scenario(scenario)
+    else:
+        stages = stages_from_task(cfg["task"], cfg.get("models") or {})
+    c = cfg.get("cost") or {}
+    cost = CostModel(stages, count_fusion=bool(c.get("count_fusion", False)), prefix_sharing=bool(c.get("prefix_sharing", True)))
+    space = SearchSpace(stages, make_budget(cfg, stages, cost), cost)
+    space.check_budget()
+    name = cfg["searcher"]["name"]
+    if name not in SEARCHERS:
+        raise UnknownNameError(f"unknown searcher '{name}'; available: {sorted(SEARCHERS)}")
+    if int(cfg.get("trials", 1)) < 1:
+        raise ConfigError(f"trials must be >= 1, got {cfg.get('trials')}")
+    train, test = load_data(cfg) if with_data else ([], [])
+    return Context(cfg, task, space, scenario, train, test, simulated=backend == "sim")
+
+
+def parse_allocation(cfg: dict, space: SearchSpace) -> Allocation:
+    """The allocation given as ``allocation.STAGE=MODEL:S`` overrides, validated against the space."""
+    spec = cfg.get("allocation") or {}
+    if not spec:
+        names = [s.name for s in space.stages]
+        raise ConfigError("no allocation given; pass one override per stage, e.g. " + " ".join(f"allocation.{n}=MODEL:S" for n in names))
+    return space.validate(Allocation.parse(spec))
+
+
+def make_searcher(cfg: dict):
+    s = cfg["searcher"]
+    return SEARCHERS[s["name"]](seed=int(cfg.get("seed", 0)))

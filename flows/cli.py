@@ -1,0 +1,173 @@
+"""The ``agenttts`` command: subcommands that take Hydra overrides.
+
+    agenttts search [-m] [KEY=VALUE ...]   run a search (Prefect flow, MLflow archive)
+    agenttts cost   allocation.STAGE=MODEL:S ...   price one allocation
+    agenttts space  [KEY=VALUE ...]          size of the feasible space and its extremes
+    agenttts config [KEY=VALUE ...]          print the composed config
+
+Configs are composed with Hydra's compose API (``@hydra.main`` cannot sit under subcommands), so
+nothing changes directory and no ``outputs/`` folder appears. Bad input is reported as one line
+(``AGENTTTS_TRACEBACK=1`` shows the trace) before Prefect is even imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+COMMANDS = ("search", "cost", "space", "config")
+
+
+def _prefect_env(cfg: dict) -> None:
+    """Quiet, project-local Prefect (set before it is imported; the user's own settings win)."""
+    home = Path(cfg.get("prefect", {}).get("home") or ".prefect").resolve()
+    os.environ.setdefault("PREFECT_HOME", str(home))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # "Creating initial MLflow database tables..."
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def _rewrite(overrides: list[str]) -> list[str]:
+    # allocation.STAGE=... adds keys to an empty mapping; Hydra wants a '+' for that
+    return [f"+{o}" if o.startswith("allocation.") else o for o in overrides]
+
+
+def compose(overrides: list[str]) -> dict:
+    """The composed, resolved config as a plain dict."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = hydra_compose(config_name="config", overrides=_rewrite(overrides))
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def expand_sweeps(overrides: list[str]) -> list[list[str]]:
+    """Hydra-style ``-m`` sweep expansion: ``a=1,2 b=x,y`` → 4 jobs."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    axes = []
+    for o in OverridesParser.create().parse_overrides(_rewrite(overrides)):
+        if o.is_sweep_override():
+            vals = list(o.sweep_string_iterator())
+        else:
+            vals = [o.get_value_element_as_str()]
+        axes.append([f"{o.get_key_element()}={v}" for v in vals])
+    return [list(c) for c in itertools.product(*axes)]
+
+
+def _fmt_flops(x: float) -> str:
+    return f"{x:.3e}"
+
+
+def cmd_cost(cfg: dict) -> int:
+    from flows.build import build, parse_allocation
+
+    ctx = build(cfg, with_data=False)
+    a = parse_allocation(cfg, ctx.space)
+    c = ctx.space.cost_model.cost(a)
+    print(f"task {ctx.task.name}, budget {ctx.space.budget}, fuser call charged: {ctx.space.cost_model.count_fusion}")
+    print(f"{'stage':<12} {'model':<16} {'S':>4} {'units':>9} {'FLOPs':>11} {'fuser units':>12} {'fuser FLOPs':>12} {'$':>10}")
+    for s in c.stages:
+        usd = "-" if s.usd is None else f"{s.usd:.6f}"
+        print(f"{s.stage:<12} {s.model:<16} {s.samples:>4} {s.units:>9.1f} {_fmt_flops(s.flops):>11} "
+              f"{s.fusion_units:>12.1f} {_fmt_flops(s.fusion_flops):>12} {usd:>10}")
+    no_fuse = sum(s.units for s in c.stages)
+    print(f"total: {no_fuse:.1f} units without the fuser calls, {no_fuse + c.fusion_units:.1f} units with them; "
+          f"{_fmt_flops(sum(s.flops for s in c.stages))} FLOPs per question "
+          f"({_fmt_flops(sum(s.flops for s in c.stages) + c.fusion_flops)} with fuser)")
+    if c.usd is not None:
+        print(f"dollars per question: {c.usd:.6f}")
+    used = c.measure(ctx.space.budget.kind)
+    verdict = "feasible" if ctx.space.is_feasible(a) else "INFEASIBLE"
+    print(f"{verdict}: {used:.6g} of {ctx.space.budget} (charged as configured)")
+    return 0
+
+
+def cmd_space(cfg: dict) -> int:
+    from flows.build import build, default_budget_units
+
+    ctx = build(cfg, with_data=False)
+    sp = ctx.space
+    default = default_budget_units(list(sp.stages), sp.cost_model)
+    print(f"task {ctx.task.name}: stages " + ", ".join(f"{s.name} [{', '.join(m.name for m in s.models)}] S∈[{s.min_samples},{s.max_samples}]" for s in sp.stages))
+    print(f"budget: {sp.budget}   (default: {default:.0f} units = one sample of the largest model per stage)")
+    print(f"feasible allocations: {sp.size}")
+    cheap, dear = sp.cheapest(), sp.most_expensive_feasible()
+    print(f"cheapest: {cheap}  ({sp.cost(cheap):.6g} {sp.budget.kind})")
+    print(f"most expensive feasible: {dear}  ({sp.cost(dear):.6g} {sp.budget.kind})")
+    return 0
+
+
+def cmd_search(cfg: dict) -> int:
+    from flows.build import build
+
+    t0 = time.perf_counter()
+    ctx = build(cfg)  # validates everything before Prefect is imported
+    sim = " (SIMULATED: backend=sim, outputs come from the scenario, not from models)" if ctx.simulated else ""
+    print(f"search: task={ctx.task.name} searcher={cfg['searcher']['name']} budget={ctx.space.budget} "
+          f"space={ctx.space.size} allocations, {len(ctx.train)} train questions{sim}", flush=True)
+    _prefect_env(cfg)
+    from flows.search import search_flow
+
+    out = search_flow(cfg)
+    b = out.best
+    print(f"best allocation: {b.allocation}")
+    print(f"train score ({ctx.task.metric}): {b.score:.4f}   " + "  ".join(f"{k}={v:.3f}" for k, v in b.metrics.items()))
+    print(f"budget: {b.cost.units:.1f} units of {ctx.space.budget}; FLOPs planned {_fmt_flops(b.flops_planned)}, "
+          f"spent {_fmt_flops(b.flops_spent)} over {len(ctx.train)} questions (fuser {_fmt_flops(b.fusion_flops_spent)})")
+    print(f"trials: {len(out.history)}, tokens generated: {out.generated_tokens:,}, wall {time.perf_counter() - t0:.1f} s")
+    print(f"MLflow: experiment '{out.experiment}', run {out.run_id}")
+    print(f"  open with: mlflow ui --backend-store-uri {out.tracking_uri}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="agenttts", description="Compute-optimal test-time scaling for multi-stage LLM pipelines.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in [("search", "run a search"), ("cost", "price an allocation"), ("space", "describe the search space"), ("config", "print the composed config")]:
+        p = sub.add_parser(name, help=text)
+        p.add_argument("-m", "--multirun", action="store_true", help="expand comma-separated overrides into several jobs")
+        p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. task=2wiki budget.units=900")
+    args = parser.parse_args(argv)
+    jobs = expand_sweeps(args.overrides) if args.multirun else [args.overrides]
+    run = {"search": cmd_search, "cost": cmd_cost, "space": cmd_space, "config": None}[args.command]
+    try:
+        for n, overrides in enumerate(jobs):
+            if len(jobs) > 1:
+                print(f"[job {n + 1}/{len(jobs)}] {' '.join(overrides)}", flush=True)
+            cfg = compose(overrides)
+            if run is None:
+                import yaml
+
+                print(yaml.safe_dump(cfg, sort_keys=False))
+            else:
+                run(cfg)
+    except Exception as exc:
+        if os.environ.get("AGENTTTS_TRACEBACK"):
+            raise
+        from components.errors import AgentTTSError
+
+        known = isinstance(exc, AgentTTSError) or type(exc).__module__.startswith(("hydra", "omegaconf"))
+        if not known:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

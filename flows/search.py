@@ -1,0 +1,157 @@
+"""The ``search`` flow: rounds of propose → (generate_samples → fuse per stage) → score, archived in MLflow."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import yaml
+from prefect import flow
+from prefect.utilities.annotations import quote
+
+from components.archive import Archive, run_url_hint
+from components.pipeline import TrialResult
+from flows.build import Context, build, make_searcher
+from tasks.round import fuse, generate_samples, propose, score
+
+
+@dataclass
+class SearchOutcome:
+    """What a search returns (and the CLI prints)."""
+
+    best: TrialResult | None
+    history: list[TrialResult]
+    run_id: str
+    experiment: str
+    tracking_uri: str
+    generated_tokens: int
+    rejected: dict = field(default_factory=dict)
+    wall_s: float = 0.0
+
+    @property
+    def best_so_far(self) -> list[float]:
+        out, best = [], float("-inf")
+        for r in self.history:
+            best = max(best, r.score)
+            out.append(best)
+        return out
+
+
+def best_trial(history: list[TrialResult]) -> TrialResult | None:
+    """Highest score; ties go to the cheaper allocation (then the earlier trial)."""
+    ok = [r for r in history if r.status == "ok"]
+    return max(ok, key=lambda r: (r.score, -r.cost.units), default=None)
+
+
+def run_search(ctx: Context, progress=print) -> SearchOutcome:
+    """Run a whole search in the current flow; every round is a DAG of Prefect tasks."""
+    cfg, space = ctx.cfg, ctx.space
+    started = time.perf_counter()
+    searcher = make_searcher(cfg)
+    grid = searcher.name == "grid"
+    target = space.size if grid else int(cfg["trials"])
+    batch = int(cfg["searcher"].get("batch_size") or 10)
+    experiment = cfg["mlflow"].get("experiment") or f"agenttts-{ctx.task.name}"
+    archive = Archive(cfg["mlflow"]["tracking_uri"], experiment)
+    sim = "simulated" if ctx.simulated else "real"
+    run_name = f"{searcher.name} {ctx.task.name} {space.budget} {target} trials seed={cfg.get('seed', 0)} ({sim})"
+    tags = {
+        "searcher": searcher.name,
+        "task": ctx.task.name,
+        "backend": cfg["backend"]["name"],
+        "simulated": str(ctx.simulated).lower(),
+        "status": "running",
+        "kind": "search",
+    }
+    if ctx.scenario is not None:
+        tags.update(scenario=ctx.scenario.name, scenario_version=ctx.scenario.version, world_seed=ctx.scenario.seed)
+    params = {
+        "task": ctx.task.name,
+        "searcher": searcher.name,
+        "budget.kind": space.budget.kind,
+        "budget.value": space.budget.value,
+        "trials": target,
+        "seed": cfg.get("seed", 0),
+        "data.train_size": len(ctx.train),
+        "space.size": space.size,
+    }
+    archive.start_search(run_name, params, tags)
+    archive.log_dict(cfg, "config.yaml")
+    child_runs = target <= int(cfg["mlflow"].get("max_child_runs", 500))
+    env = ctx.environment()
+    history: list[TrialResult] = []
+    rationales: list[str] = []
+    rejected = {"duplicate": 0, "infeasible": 0}
+    seen = set()
+    try:
+        rnd_no = 0
+        while len(history) < target:
+            rnd_no += 1
+            k = min(batch, target - len(history))
+            proposals = propose(quote(searcher), quote(space), quote(history), k)
+            allocs, why = [], []
+            for p in proposals:
+                a = p.allocation
+                if a in seen or a in allocs:
+                    rejected["duplicate"] += 1
+                elif not space.is_feasible(a):
+                    rejected["infeasible"] += 1
+                else:
+                    allocs.append(a)
+                    why.append(p.rationale)
+            allocs, why = allocs[:k], why[:k]
+            if not allocs:
+                progress(f"round {rnd_no}: the searcher proposed nothing new; stopping at {len(history)} trials")
+                break
+            rnd = env.start(allocs)
+            for i, stage in enumerate(ctx.task.stages):
+                generate_samples(quote(env), quote(rnd), i, stage.name)
+                fuse(quote(env), quote(rnd), i, stage.name)
+            results = score(quote(env), quote(rnd))
+            for r, w in zip(results, why):
+                seen.add(r.allocation)
+                history.append(r)
+                rationales.append(w)
+                if child_runs:
+                    archive.log_trial(r, len(history), {"searcher": searcher.name, "round": rnd_no, "rationale": w[:4000], "simulated": str(ctx.simulated).lower()})
+            searcher.observe(results)
+            best = best_trial(history)
+            progress(
+                f"round {rnd_no}: {len(history)}/{target} trials, best score {best.score:.3f} "
+                f"({best.allocation}, {best.cost.units:.0f} units)"
+            )
+    except Exception as exc:
+        archive.fail(f"{type(exc).__name__}: {exc}")
+        raise
+    best = best_trial(history)
+    outcome = SearchOutcome(best, history, archive.parent_id, experiment, archive.uri, env.bank.generated_tokens, rejected)
+    outcome.wall_s = time.perf_counter() - started
+    archive.log_progress(outcome.best_so_far)
+    archive.log_trials_table(history, [{"rationale": w} for w in rationales])
+    summary = {
+        "best_score": best.score,
+        "best_units": best.cost.units,
+        "best_flops_planned": best.flops_planned,
+        "best_flops_spent": best.flops_spent,
+        "trials": len(history),
+        "tokens_generated": env.bank.generated_tokens,
+        "samples_generated": env.bank.generated,
+        "rejected_duplicate": rejected["duplicate"],
+        "rejected_infeasible": rejected["infeasible"],
+        "wall_s": outcome.wall_s,
+    }
+    for k, v in best.metrics.items():
+        summary[f"best/{k}"] = v
+    archive.log_text(yaml.safe_dump({"allocation": best.allocation.to_dict(), "score": best.score, "metrics": best.metrics, "units": best.cost.units, "simulated": ctx.simulated}, sort_keys=False), "best_allocation.yaml")
+    archive.finish(summary, {"status": "finished", "best_allocation": str(best.allocation)})
+    env.bank.close()
+    return outcome
+
+
+@flow(name="search", validate_parameters=False)
+def search_flow(cfg: dict, verbose: bool = True) -> SearchOutcome:
+    """Search for the best allocation of the configured task (config as composed by Hydra)."""
+    return run_search(build(cfg), (lambda m: print("  " + m, flush=True)) if verbose else (lambda m: None))
+
+
+__all__ = ["SearchOutcome", "best_trial", "run_search", "search_flow", "run_url_hint"]
