@@ -67,6 +67,8 @@ class Archive:
     """
 
     def __init__(self, tracking_uri: str, experiment: str, artifact_root: str | None = None):
+        if tracking_uri.startswith("sqlite:///") and not tracking_uri.startswith("sqlite:////"):
+            tracking_uri = sqlite_uri(tracking_uri[len("sqlite:///") :])  # stable across working dirs
         self.uri = tracking_uri
         self.client = _init_store(tracking_uri)
         exp = self.client.get_experiment_by_name(experiment)

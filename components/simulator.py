@@ -13,7 +13,8 @@ per-sample selection probability ``p_g = sigmoid(logit(recall) + heterogeneity·
 standard normal per (item, fact), 70% shared by all models of the stage (hard facts are hard for
 everyone). Each sample also picks Poisson(``false_positives``) distractors (at most 8), each one of the
 item's 3 most confusable distractors (shared by all models) with probability ``fp_consistency``, else
-uniform over all distractors. An empty selection becomes one id. Select stages ignore upstream.
+uniform over all distractors; the Poisson rate varies across items (log-normal, σ = heterogeneity/2,
+mean ``false_positives``). An empty selection becomes one id. Select stages ignore upstream.
 
 ``answer`` stages (a sample is ``"Answer: <text>"``). Upstream quality q is 1.0 for the first stage;
 after a ``select`` stage, the retrieval F1 of ``parse_ids(upstream)`` against ``item.gold_ids``; after
@@ -165,15 +166,15 @@ class SimWorld:
             shared = _rng(self.seed, "select", stage.name, item.id)
             z_shared = shared.standard_normal(len(gold))
             confusable = shared.permutation(distractors)[:N_CONFUSABLE] if len(distractors) else distractors
-            z_own = _rng(self.seed, "select", stage.name, model.name, item.id).standard_normal(len(gold))
-            z = SHARED * z_shared + math.sqrt(1 - SHARED**2) * z_own
+            own = _rng(self.seed, "select", stage.name, model.name, item.id).standard_normal(len(gold) + 1)
+            z = SHARED * z_shared + math.sqrt(1 - SHARED**2) * own[:-1]
             p_gold = _sigmoid(_logit(b.recall) + b.heterogeneity * z)
-            # Poisson CDF for the number of false positives (inverse-CDF sampling keeps draws fixed-width).
+            # Items differ in how many distractors look relevant (log-normal rate, mean preserved), so
+            # a model that over-selects on an item does it in every sample and voting keeps those ids.
+            sigma = b.heterogeneity / 2
+            rate = max(b.false_positives * math.exp(sigma * own[-1] - sigma**2 / 2), 1e-12)
             k = np.arange(MAX_FP + 1)
-            pmf = np.exp(-b.false_positives + k * math.log(max(b.false_positives, 1e-12)) - np.array(
-                [math.lgamma(i + 1) for i in k]
-            ))
-            cdf = np.cumsum(pmf)
+            cdf = np.cumsum(np.exp(-rate + k * math.log(rate) - np.array([math.lgamma(i + 1) for i in k])))
             self._latent[key] = (gold, distractors, confusable, p_gold, cdf)
         return self._latent[key]
 
