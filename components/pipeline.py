@@ -184,6 +184,7 @@ class Environment:
         todo, meta = [], []
         for key, (j, model, prompt, n, u) in want.items():
             have = self.bank.count(key)
+            self.bank.hits += min(have, n)
             if have < n:
                 todo.append(
                     Request(model=model, prompt=prompt, n=n - have, start=have,

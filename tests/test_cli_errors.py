@@ -1,0 +1,88 @@
+"""Bad input: one clear message, exit code 2, nothing evaluated, no MLflow run left behind."""
+
+import pytest
+
+from flows.cli import main
+
+ALLOC = ["allocation.retrieval=Qwen2.5-72B:1", "allocation.qa=Llama-3.2-3B:1"]
+
+
+def bad_scenario(tmp_path, text):
+    d = tmp_path / "extra" / "scenario"
+    d.mkdir(parents=True)
+    (d / "broken.yaml").write_text(text)
+    return [f"hydra.searchpath=[file://{tmp_path / 'extra'}]", "scenario=broken"]
+
+
+CASES = {
+    "unknown task": (["search", "task=nope"], "Could not find 'task/nope'"),
+    "unknown searcher": (["search", "searcher=nope"], "Could not find 'searcher/nope'"),
+    "unknown backend": (["search", "backend=nope"], "Could not find 'backend/nope'"),
+    "unknown scenario": (["search", "scenario=nope"], "Could not find 'scenario/nope'"),
+    "unknown key": (["search", "nosuchkey=1"], "Could not override 'nosuchkey'"),
+    "unknown model": (["cost", "allocation.retrieval=Qwen-9B:1", "allocation.qa=Llama-3.2-3B:1"], "unknown model 'Qwen-9B' for stage 'retrieval'"),
+    "budget below cheapest": (["search", "budget.units=10"], "budget 10 units is below the cheapest allocation"),
+    "two budget kinds": (["search", "budget.units=10", "budget.flops=1e15"], "give the budget in one kind only"),
+    "allocation does not parse": (["cost", "allocation.retrieval=Qwen2.5-72B", "allocation.qa=Llama-3.2-3B:1"], "expected MODEL:SAMPLES"),
+    "stage not in task": (["cost", *ALLOC, "allocation.rerank=Qwen2.5-7B:1"], "unknown stage 'rerank'"),
+    "samples below one": (["cost", "allocation.retrieval=Qwen2.5-72B:1", "allocation.qa=Llama-3.2-3B:0"], "must be in [1, 100], got 0"),
+    "no allocation": (["cost"], "no allocation given"),
+    "trials below one": (["search", "trials=0"], "trials must be >= 1"),
+    "missing data path": (["search", "task=2wiki"], "give data.path=FILE"),
+    "missing dataset file": (["search", "task=2wiki", "data.path=/nonexistent/tts.json"], "/nonexistent/tts.json"),
+}
+
+
+@pytest.mark.parametrize("argv, message", CASES.values(), ids=CASES.keys())
+def test_bad_input_is_one_clear_message(argv, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "mlruns").exists()  # nothing was logged, nothing evaluated
+    assert not (tmp_path / ".agenttts").exists()
+
+
+def test_malformed_dataset_names_file_and_record(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    f = tmp_path / "broken.json"
+    f.write_text('[{"question": "q", "answers": ["a"], "ctxs_candidate": ["x"], "ctxs_gt": ["x"]}, {"question": "q2"}]')
+    assert main(["search", "task=2wiki", f"data.path={f}", "data.train_size=1"]) == 2
+    err = capsys.readouterr().err
+    assert "broken.json" in err and "record 1" in err
+    assert not (tmp_path / "mlruns").exists()
+
+
+@pytest.mark.parametrize(
+    "mutation, message",
+    [
+        (lambda t: t.replace("    output_tokens: 128\n", "", 1), "stages[0].output_tokens"),
+        (lambda t: t.replace("skill: 0.6", "skill: 1.7"), "stages[1].models[0].skill"),
+        (lambda t: t.replace("kind: select", "kind: rerank"), "stages[0].kind"),
+    ],
+    ids=["missing field", "out of range", "bad choice"],
+)
+def test_broken_scenario_file(mutation, message, tmp_path, monkeypatch, capsys):
+    from tests.conftest import TINY_SCENARIO
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["search", *bad_scenario(tmp_path, mutation(TINY_SCENARIO))]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "broken" in err or message in err
+    assert not (tmp_path / "mlruns").exists()
+
+
+def test_scenario_that_does_not_fit_the_task(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["search", "task=2wiki", "scenario=gsm8k", "data.path=x"]) == 2
+    assert "pick a scenario with the task's stages" in capsys.readouterr().err
+
+
+def test_unexpected_errors_are_not_hidden(monkeypatch):
+    import flows.cli
+
+    monkeypatch.setattr(flows.cli, "cmd_space", lambda cfg: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        main(["space"])
