@@ -21,9 +21,9 @@ after a ``select`` stage, the retrieval F1 of ``parse_ids(upstream)`` against ``
 an ``answer`` stage, 1.0 if the upstream answer is correct else 0.0; a missing upstream is 0.0. A
 sample is correct with probability ``sigmoid(logit(skill) + spread·z − upstream_weight·(1 − q))``,
 z a standard normal per item (70% shared by the stage's models). A wrong sample is the item's most
-plausible wrong answer with probability ``wrong_concentration·q`` and otherwise one of 23 others
-(Zipf shares 1/k): poor context disperses the guesses, so voting converges slowly instead of locking
-in one wrong answer. Wrong answers are ``item.meta["distractor_answers"]`` first, then invented names.
+plausible wrong answer with probability ``wrong_concentration·q²``, otherwise one of 59 others
+uniformly: poor context disperses the guesses, so with poor upstream the correct answer emerges from
+the vote only slowly (the curve keeps rising at 90 samples) instead of losing to one wrong answer. Wrong answers are ``item.meta["distractor_answers"]`` first, then invented names.
 
 LLM fusion (a request with ``candidates``): with probability ``1 / (1 + fusion_decay·(n − 1))`` the
 fuser returns the plurality answer of the n candidates (ties: first seen), otherwise one of the
@@ -51,9 +51,7 @@ from components.scenario import Scenario, ScenarioStage, SimModel, load_scenario
 SHARED = 0.7  # share of an item's difficulty common to all models of a stage (correlation)
 N_CONFUSABLE = 3  # distractors a select model keeps confusing with gold facts
 MAX_FP = 8  # cap on false positives per select sample
-N_WRONG = 24  # distinct wrong answers per item (1 plausible + 23 others)
-TAIL_EXP = 1.0  # Zipf exponent of the other wrong answers' shares (a long tail of guesses)
-_TAIL = np.arange(1, N_WRONG) ** -TAIL_EXP / np.sum(np.arange(1, N_WRONG) ** -TAIL_EXP)
+N_WRONG = 60  # distinct wrong answers per item (1 plausible + 59 others)
 _SYLLABLES = ("ka", "lo", "mi", "ren", "tor", "vel", "sha", "dun", "bri", "os", "gar", "nel", "quin", "zu", "fa", "hel")
 
 
@@ -237,8 +235,8 @@ class SimWorld:
         b = model.behaviour
         q = self.upstream_quality(req)
         p = float(_sigmoid(base_logit - b.upstream_weight * (1.0 - q)))
-        top = b.wrong_concentration * q
-        cum = np.cumsum(np.concatenate([[top], (1.0 - top) * _TAIL]))
+        top = b.wrong_concentration * q * q
+        cum = np.cumsum([top] + [(1.0 - top) / (N_WRONG - 1)] * (N_WRONG - 1))
         u = np.random.default_rng(stream).random((req.start + req.n, 3))[req.start :]
         wrong_idx = 1 + np.minimum(np.searchsorted(cum, u[:, 1] * cum[-1], side="right"), N_WRONG - 1)
         idx = np.where(u[:, 0] < p, 0, wrong_idx)

@@ -89,17 +89,16 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
             rnd_no += 1
             k = min(batch, target - len(history))
             proposals = propose(quote(searcher), quote(space), quote(history), k)
-            allocs, why = [], []
+            chosen: dict = {}  # allocation -> rationale, in proposal order
             for p in proposals:
                 a = p.allocation
-                if a in seen or a in allocs:
+                if a in seen or a in chosen:
                     rejected["duplicate"] += 1
                 elif not space.is_feasible(a):
                     rejected["infeasible"] += 1
-                else:
-                    allocs.append(a)
-                    why.append(p.rationale)
-            allocs, why = allocs[:k], why[:k]
+                elif len(chosen) < k:
+                    chosen[a] = p.rationale
+            allocs, why = list(chosen), list(chosen.values())
             if not allocs:
                 progress(f"round {rnd_no}: the searcher proposed nothing new; stopping at {len(history)} trials")
                 break
