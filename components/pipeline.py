@@ -250,32 +250,58 @@ class Environment:
             rnd.fused[sc] = out
             rnd.spent[sc] = spent
 
+    def _item_scores(self, i: int, j: int, text: str) -> tuple[float, ...]:
+        """Metrics of stage i's fused output on item j, in the order of ``_metric_names(i)``."""
+        stage, item = self.task.stages[i], self.items[j]
+        if i == len(self.task.stages) - 1:
+            pred = PARSERS[stage.parser](text)
+            return tuple(METRICS[m](pred, item.answers) for m in self.task.metrics)
+        if stage.kind == "select":
+            return tuple(retrieval_prf(parse_ids(text), item.gold_ids))
+        return (METRICS["em"](PARSERS[stage.parser](text), item.answers),)
+
+    def _metric_names(self, i: int) -> tuple[str, ...]:
+        stage = self.task.stages[i]
+        if i == len(self.task.stages) - 1:
+            return self.task.metrics
+        if stage.kind == "select":
+            return tuple(f"{stage.name}/{m}" for m in ("precision", "recall", "f1"))
+        return (f"{stage.name}/em",)
+
     def score(self, rnd: Round) -> list[TrialResult]:
-        """Score every allocation of the round on its final fused outputs."""
+        """Score every allocation of the round on its fused outputs.
+
+        Trials sharing a stage prefix share its outputs, so metrics and spent FLOPs are computed
+        once per prefix, and once per distinct (item, output text).
+        """
         wall = (time.perf_counter() - rnd.started) / max(1, len(rnd.allocations))
+        n, last = len(self.items), len(self.task.stages)
+        memo: dict[tuple[int, int, str], tuple[float, ...]] = {}
+        per_prefix: dict[Allocation, tuple[dict[str, float], float, float]] = {}
+
+        def prefix(i: int, sc: Allocation) -> tuple[dict[str, float], float, float]:
+            if sc not in per_prefix:
+                vals = []
+                for j, text in enumerate(rnd.fused[sc]):
+                    v = memo.get((i, j, text))
+                    if v is None:
+                        v = memo[(i, j, text)] = self._item_scores(i, j, text)
+                    vals.append(v)
+                names = self._metric_names(i)
+                metrics = {name: sum(v[k] for v in vals) / n for k, name in enumerate(names)}
+                spent = rnd.spent[sc]
+                per_prefix[sc] = (metrics, sum(x[0] for x in spent), sum(x[1] for x in spent))
+            return per_prefix[sc]
+
         results = []
-        last = self.task.stages[-1]
-        parse = PARSERS[last.parser]
-        n = len(self.items)
         for a in rnd.allocations:
             metrics: dict[str, float] = {}
-            for i, stage in enumerate(self.task.stages[:-1]):
-                fused = rnd.fused[rnd.scope(a, i + 1)]
-                if stage.kind == "select":
-                    prf = [retrieval_prf(parse_ids(f), it.gold_ids) for f, it in zip(fused, self.items)]
-                    for k, name in enumerate(("precision", "recall", "f1")):
-                        metrics[f"{stage.name}/{name}"] = sum(x[k] for x in prf) / n
-                else:
-                    sp = PARSERS[stage.parser]
-                    metrics[f"{stage.name}/em"] = sum(
-                        METRICS["em"](sp(f), it.answers) for f, it in zip(fused, self.items)
-                    ) / n
-            preds = [parse(f) for f in rnd.fused[rnd.scope(a, len(self.task.stages))]]
-            for m in self.task.metrics:
-                metrics[m] = sum(METRICS[m](p, it.answers) for p, it in zip(preds, self.items)) / n
-            spent = [rnd.spent[rnd.scope(a, i + 1)] for i in range(len(self.task.stages))]
-            sample_flops = sum(x[0] for per_item in spent for x in per_item)
-            fuse_flops = sum(x[1] for per_item in spent for x in per_item)
+            sample_flops = fuse_flops = 0.0
+            for i in range(last):
+                m, sf, ff = prefix(i, rnd.scope(a, i + 1))
+                metrics.update(m)
+                sample_flops += sf
+                fuse_flops += ff
             cost = self.space.cost_model.cost(a)
             results.append(
                 TrialResult(
