@@ -1,13 +1,14 @@
 """The agenttts command: composition, sweeps, space and config output."""
 
-from flows.cli import expand_sweeps, main
+from flows.cli import compose, expand_sweeps, main
 
 
 def test_sweep_expansion():
     jobs = expand_sweeps(["budget.units=500,929", "seed=0,1", "task=2wiki"])
     assert len(jobs) == 4
     assert ["budget.units=500", "seed=1", "task=2wiki"] in jobs
-    assert expand_sweeps(["allocation.qa=Llama-3.2-3B:5"]) == [["+allocation.qa=Llama-3.2-3B:5"]]
+    (job,) = expand_sweeps(["allocation.qa=Llama-3.2-3B:5"])
+    assert compose(job)["allocation"] == {"qa": "Llama-3.2-3B:5"}
 
 
 def test_multirun_runs_one_job_per_value(capsys):
