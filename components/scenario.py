@@ -25,7 +25,8 @@ Schema (every field is required unless a default is given; unknown keys are erro
             recall: float          # per-sample probability of selecting a gold fact of an average
                                    # item, (0, 1)
             heterogeneity: float   # std-dev, logit scale, of per-(item, fact) difficulty, 0 .. 5;
-                                   # high: misses repeat across samples, so voting recovers little
+                                   # high: misses repeat across samples, so voting recovers little;
+                                   # also spreads the false-positive rate across items
             false_positives: float # mean number of distractor ids per sample (Poisson), 0 .. 20
             fp_consistency: float  # share of false positives drawn from the item's 3 most confusable
                                    # distractors (else uniform), 0 .. 1; high: voting keeps them
@@ -35,7 +36,7 @@ Schema (every field is required unless a default is given; unknown keys are erro
             spread: float          # std-dev, logit scale, of per-item difficulty, 0 .. 5
             upstream_weight: float # logit penalty per unit of missing upstream quality, 0 .. 20
             wrong_concentration: float  # share of wrong samples on the item's most plausible wrong
-                                   # answer at upstream quality 1 (scaled by the quality), 0 .. 1;
+                                   # answer at upstream quality 1 (scaled by quality²), 0 .. 1;
                                    # high: voting plateaus or falls
             fusion_decay: float    # LLM fuser: P(fuses correctly) = 1 / (1 + decay·(n − 1)) for n
                                    # candidates, else it picks one distinct answer at random, 0 .. 1
@@ -49,6 +50,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -157,6 +159,11 @@ class Scenario:
         return self.stages[idx - 1] if idx else None
 
 
+def _is_list(value: Any) -> bool:
+    # Hydra/OmegaConf hand over ListConfig, not list.
+    return isinstance(value, Sequence) and not isinstance(value, (str, bytes))
+
+
 class _Checker:
     """Field access with one clear error per problem: file, field path, value, allowed range."""
 
@@ -166,12 +173,12 @@ class _Checker:
     def fail(self, path: str, problem: str) -> ScenarioError:
         return ScenarioError(f"scenario {self.origin}: {path or 'top level'} {problem}")
 
-    def mapping(self, value: Any, path: str, allowed: tuple[str, ...]) -> dict:
-        if not isinstance(value, dict):
+    def mapping(self, value: Any, path: str, allowed: tuple[str, ...], what: str = "") -> dict:
+        if not isinstance(value, Mapping):
             raise self.fail(path, f"= {value!r}; expected a mapping with keys {list(allowed)}")
         for key in value:
             if key not in allowed:
-                raise self.fail(f"{path}.{key}" if path else str(key), f"is an unknown key; allowed keys: {list(allowed)}")
+                raise self.fail(self.join(path, str(key)), f"is an unknown key; allowed keys{what}: {list(allowed)}")
         return value
 
     def get(self, obj: dict, key: str, path: str, expected: str) -> Any:
@@ -210,8 +217,10 @@ class _Checker:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.fail(where, f"= {value!r} has the wrong type; expected a number in {allowed}")
         value = float(value)
-        ok = math.isfinite(value) and (value >= low if low_inc else value > low) and (
-            value <= high if high_inc else value < high
+        ok = (
+            math.isfinite(value)
+            and (value >= low if low_inc else value > low)
+            and (value <= high if high_inc else value < high)
         )
         if not ok:
             raise self.fail(where, f"= {value!r} is out of range; allowed: a number in {allowed}")
@@ -225,7 +234,7 @@ class _Checker:
 
     def items(self, obj: dict, key: str, path: str) -> list:
         value = self.get(obj, key, path, "a non-empty list")
-        if not isinstance(value, list) or not value:
+        if not _is_list(value) or not value:
             raise self.fail(self.join(path, key), f"= {value!r}; expected a non-empty list")
         return value
 
@@ -238,7 +247,7 @@ _MODEL = ("name", "params", "price_per_mtok")
 def _model(c: _Checker, raw: Any, path: str, kind: str) -> SimModel:
     behaviour_cls = _BEHAVIOUR[kind]
     names = tuple(f.name for f in fields(behaviour_cls))
-    m = c.mapping(raw, path, _MODEL + names)
+    m = c.mapping(raw, path, _MODEL + names, f" of a model in a '{kind}' stage")
     price = None
     if m.get("price_per_mtok") is not None:
         price = c.number(m, "price_per_mtok", path, (0.0, 1000.0, True, True))
@@ -258,7 +267,7 @@ def _stage(c: _Checker, raw: Any, path: str) -> ScenarioStage:
     if "samples" in s:
         value = s["samples"]
         where = f"{path}.samples"
-        if not isinstance(value, list) or len(value) != 2:
+        if not _is_list(value) or len(value) != 2:
             raise c.fail(where, f"= {value!r}; expected [min, max] with 1 <= min <= max <= 10000")
         lo = c.check_int(value[0], f"{where}[0]", 1, 10_000)
         hi = c.check_int(value[1], f"{where}[1]", lo, 10_000)
@@ -282,7 +291,7 @@ def _unique(c: _Checker, names: list[str], path: str, what: str) -> None:
             raise c.fail(f"{path}[{i}].name", f"= {name!r} is a duplicate {what} name; names must be unique")
 
 
-def _read(source: str | Path) -> tuple[Any, str]:
+def _read(source: str | Path, seen: tuple[Path, ...] = ()) -> tuple[Any, str]:
     path = Path(source)
     if not path.exists() and path.suffix == "" and "/" not in str(source):
         named = SCENARIO_DIR / f"{source}.yaml"
@@ -293,18 +302,43 @@ def _read(source: str | Path) -> tuple[Any, str]:
     if not path.is_file():
         raise ScenarioError(f"scenario {path}: file not found")
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")), str(path)
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ScenarioError(f"scenario {path}: not valid YAML: {exc}") from None
+    if isinstance(raw, dict) and "defaults" in raw:
+        raw = _compose(raw, path, seen + (path.resolve(),))
+    return raw, str(path)
 
 
-def load_scenario(source: str | Path | dict) -> Scenario:
-    """Load and validate a simulated scenario from a YAML path, a public scenario name, or a dict.
+def _compose(raw: dict, path: Path, seen: tuple[Path, ...]) -> dict:
+    """Hydra-style ``defaults: [parent, _self_]``: the parents' keys, then this file's (shallow merge)."""
+    parents = raw["defaults"]
+    if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
+        raise ScenarioError(f"scenario {path}: defaults = {parents!r}; expected a list of scenario names")
+    merged: dict = {}
+    own = {k: v for k, v in raw.items() if k != "defaults"}
+    for parent in parents:
+        if parent == "_self_":
+            merged.update(own)
+            continue
+        target = (path.parent / f"{parent}.yaml").resolve()
+        if target in seen:
+            raise ScenarioError(f"scenario {path}: defaults entry {parent!r} includes itself")
+        merged.update(_read(target, seen)[0])
+    if "_self_" not in parents:
+        merged.update(own)
+    return merged
+
+
+def load_scenario(source: str | Path | Mapping) -> Scenario:
+    """Load and validate a simulated scenario from a YAML path, a public scenario name, or a mapping.
+
+    A file may start from other scenario files of its folder with Hydra's ``defaults: [parent, _self_]``.
 
     Raises:
         ScenarioError: one message naming the file, the field path, the bad value and the allowed range.
     """
-    if isinstance(source, dict):
+    if isinstance(source, Mapping):
         raw, origin = source, "<dict>"
     else:
         raw, origin = _read(source)

@@ -10,8 +10,8 @@ processes. Decoding parameters (temperature ...) are ignored.
 
 ``select`` stages (a sample is ``format_ids(ids)``). Per item and model, each gold fact g has a
 per-sample selection probability ``p_g = sigmoid(logit(recall) + heterogeneity·z_g)``, with z_g a
-standard normal per (item, fact), 70% shared by all models of the stage (hard facts are hard for
-everyone). Each sample also picks Poisson(``false_positives``) distractors (at most 8), each one of the
+standard normal per (item, fact), correlated 0.7 across the stage's models (hard facts are hard
+for everyone). Each sample also picks Poisson(``false_positives``) distractors (at most 8), each one of the
 item's 3 most confusable distractors (shared by all models) with probability ``fp_consistency``, else
 uniform over all distractors; the Poisson rate varies across items (log-normal, σ = heterogeneity/2,
 mean ``false_positives``). An empty selection becomes one id. Select stages ignore upstream.
@@ -20,10 +20,12 @@ mean ``false_positives``). An empty selection becomes one id. Select stages igno
 after a ``select`` stage, the retrieval F1 of ``parse_ids(upstream)`` against ``item.gold_ids``; after
 an ``answer`` stage, 1.0 if the upstream answer is correct else 0.0; a missing upstream is 0.0. A
 sample is correct with probability ``sigmoid(logit(skill) + spread·z − upstream_weight·(1 − q))``,
-z a standard normal per item (70% shared by the stage's models). A wrong sample is the item's most
+z a standard normal per item (correlated 0.7 across the stage's models). A wrong sample is the item's most
 plausible wrong answer with probability ``wrong_concentration·q²``, otherwise one of 59 others
 uniformly: poor context disperses the guesses, so with poor upstream the correct answer emerges from
-the vote only slowly (the curve keeps rising at 90 samples) instead of losing to one wrong answer. Wrong answers are ``item.meta["distractor_answers"]`` first, then invented names.
+the vote only slowly (the curve keeps rising at 90 samples) instead of losing to one wrong answer.
+Wrong answers are ``item.meta["distractor_answers"]`` first (the first is the most plausible), then
+invented names (numbers near the gold answer when it is a number). After an ``answer`` stage, "correct" means matching ``item.answers``.
 
 LLM fusion (a request with ``candidates``): with probability ``1 / (1 + fusion_decay·(n − 1))`` the
 fuser returns the plurality answer of the n candidates (ties: first seen), otherwise one of the
@@ -37,18 +39,19 @@ calls add declared output tokens per candidate); output = declared output × a f
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 
 import numpy as np
 
 from components.backends.base import Generation, Request
 from components.errors import ConfigError
-from components.fusion import format_ids
-from components.metrics import exact_match, normalize_answer
+from components.fusion import format_ids, id_vote_merge
+from components.metrics import exact_match, normalize_answer, retrieval_prf
 from components.parsers import parse_answer, parse_ids
 from components.scenario import Scenario, ScenarioStage, SimModel, load_scenario
 
-SHARED = 0.7  # share of an item's difficulty common to all models of a stage (correlation)
+SHARED = 0.7  # correlation of an item's difficulty between the models of a stage
 N_CONFUSABLE = 3  # distractors a select model keeps confusing with gold facts
 MAX_FP = 8  # cap on false positives per select sample
 N_WRONG = 60  # distinct wrong answers per item (1 plausible + 59 others)
@@ -73,17 +76,23 @@ def _logit(p: float) -> float:
     return math.log(p / (1.0 - p))
 
 
-def _invented_name(item_id: str, k: int) -> str:
-    # Pronounceable, deterministic, and never an alias of a gold answer (checked by the caller).
-    r = _rng("wrong-name", item_id, k)
-    word = lambda n: "".join(_SYLLABLES[i] for i in r.integers(0, len(_SYLLABLES), n)).capitalize()  # noqa: E731
-    return f"{word(2)} {word(3)}"
+# Invented wrong answers are "Two-syllable Three-syllable" names ("Kalo Renvelmi"): letters and one
+# space only, so normalize_answer(name) == name.lower(); or plain numbers (also their own normal form).
+_WORD2 = ["".join(p).capitalize() for p in itertools.product(_SYLLABLES, repeat=2)]
+_WORD3 = ["".join(p).capitalize() for p in itertools.product(_SYLLABLES, repeat=3)]
 
 
-def _f1(selected: tuple[int, ...], gold: tuple[int, ...]) -> float:
-    sel, ref = set(selected), set(gold)
-    hit = len(sel & ref)
-    return 0.0 if hit == 0 else 2.0 * hit / (len(sel) + len(ref))
+def _invented_names(item_id: str, count: int, gold: str = "") -> list[str]:
+    """Deterministic wrong answers for an item: numbers near a numeric gold answer (so number
+    parsers see distinct wrong numbers), else pronounceable names."""
+    r = _rng("wrong-names", item_id)
+    try:
+        g = float(gold.replace(",", ""))
+    except ValueError:
+        first, last = r.integers(0, len(_WORD2), count), r.integers(0, len(_WORD3), count)
+        return [f"{_WORD2[i]} {_WORD3[j]}" for i, j in zip(first.tolist(), last.tolist(), strict=True)]
+    offsets = r.choice(np.arange(1, 4 * count + 1), count, replace=False) * r.choice([-1, 1], count)
+    return [f"{g + d:g}" if g.is_integer() else f"{g + d:.2f}" for d in offsets.tolist()]
 
 
 class SimWorld:
@@ -107,6 +116,7 @@ class SimWorld:
         self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
         self.seed = self.scenario.seed
         self._latent: dict[tuple, object] = {}  # per (stage, model, item) latent state
+        self._texts: dict[str, np.ndarray] = {}  # per item: correct and wrong answer texts
         self._norm: dict[str, str] = {}  # candidate text -> normalized answer (fusion is hot)
 
     # ------------------------------------------------------------------ public
@@ -144,7 +154,7 @@ class SimWorld:
         if req.upstream is None:
             return 0.0
         if prev.kind == "select":
-            return _f1(parse_ids(req.upstream), tuple(req.item.gold_ids))
+            return retrieval_prf(parse_ids(req.upstream), req.item.gold_ids)[2]
         return exact_match(parse_answer(req.upstream), req.item.answers)
 
     # ------------------------------------------------------------- internals
@@ -210,28 +220,40 @@ class SimWorld:
         if key not in self._latent:
             b = model.behaviour
             item = req.item
-            z = SHARED * _rng(self.seed, "answer", stage.name, item.id).standard_normal() + math.sqrt(
-                1 - SHARED**2
-            ) * _rng(self.seed, "answer", stage.name, model.name, item.id).standard_normal()
-            base_logit = _logit(b.skill) + b.spread * z
-            golds = {normalize_answer(a) for a in item.answers}
-            wrong: list[str] = []
-            for text in list(item.meta.get("distractor_answers") or ()):
-                if normalize_answer(text) not in golds and text not in wrong:
-                    wrong.append(str(text))
-            k = 0
-            while len(wrong) < N_WRONG:
-                name = _invented_name(item.id, k)
-                k += 1
-                if normalize_answer(name) not in golds and name not in wrong:
-                    wrong.append(name)
-            correct = "Answer: " + (item.answers[0] if item.answers else "")
-            texts = np.array([correct] + ["Answer: " + w for w in wrong[:N_WRONG]], dtype=object)
-            self._latent[key] = (base_logit, texts)
+            z = (
+                SHARED * _rng(self.seed, "answer", stage.name, item.id).standard_normal()
+                + math.sqrt(1 - SHARED**2)
+                * _rng(self.seed, "answer", stage.name, model.name, item.id).standard_normal()
+            )
+            self._latent[key] = _logit(b.skill) + b.spread * z
         return self._latent[key]
 
+    def _answer_texts(self, item) -> np.ndarray:
+        """``"Answer: ..."`` texts of an item: index 0 correct, then N_WRONG distinct wrong ones."""
+        if item.id not in self._texts:
+            seen = {normalize_answer(a) for a in item.answers}
+            wrong: list[str] = []
+            for text in item.meta.get("distractor_answers") or ():
+                key = normalize_answer(str(text))
+                if key and key not in seen and len(wrong) < N_WRONG:
+                    seen.add(key)
+                    wrong.append(str(text))
+            rounds = 0
+            while len(wrong) < N_WRONG:
+                for name in _invented_names(
+                    f"{item.id}:{rounds}", 2 * N_WRONG, item.answers[0] if item.answers else ""
+                ):
+                    key = name.lower() if name[0].isalpha() else normalize_answer(name)  # "-12" ~ "12"
+                    if key not in seen and len(wrong) < N_WRONG:
+                        seen.add(key)
+                        wrong.append(name)
+                rounds += 1
+            correct = item.answers[0] if item.answers else ""
+            self._texts[item.id] = np.array(["Answer: " + t for t in [correct, *wrong]], dtype=object)
+        return self._texts[item.id]
+
     def _answer(self, req: Request, stage: ScenarioStage, model: SimModel, stream: int):
-        base_logit, texts = self._answer_latent(req, stage, model)
+        base_logit, texts = self._answer_latent(req, stage, model), self._answer_texts(req.item)
         b = model.behaviour
         q = self.upstream_quality(req)
         p = float(_sigmoid(base_logit - b.upstream_weight * (1.0 - q)))
@@ -253,9 +275,7 @@ class SimWorld:
         n = len(cands)
         r = _rng(self.seed, "fuse", req.item.id, stage.name, model.name, "\x1e".join(cands))
         u_ok, u_pick, u_len = r.random(3)
-        if stage.kind == "select":  # not produced by the scenario schema; fuse like id_vote would
-            from components.fusion import id_vote_merge
-
+        if stage.kind == "select":  # the schema gives select stages id_vote; fuse like it, leniently
             text = id_vote_merge(cands)
         else:
             first: dict[str, str] = {}

@@ -194,22 +194,33 @@ class SearchSpace:
         return Allocation(tuple(out))
 
     # -- per-stage option tables (vectorised enumeration) --------------------------------------
+    def stage_cost(self, stage: str, model: str, samples: int) -> float:
+        """One stage's cost per question in the budget's kind (the fuser call if charged)."""
+        c = self.cost_model.stage_cost(stage, model, samples)
+        kind = self.budget.kind
+        v = {"units": c.units, "flops": c.flops, "usd": c.usd}[kind]
+        if self.cost_model.count_fusion:
+            v += {"units": c.fusion_units, "flops": c.fusion_flops, "usd": c.fusion_usd}[kind]
+        return v
+
+    def max_samples(self, stage: Stage, model: str, allowance: float) -> int:
+        """Most samples of ``model`` on ``stage`` costing at most ``allowance`` (0 if not even the minimum)."""
+        lo, hi, best = stage.min_samples, stage.max_samples, 0
+        while lo <= hi:  # cost grows with samples
+            mid = (lo + hi) // 2
+            if self.stage_cost(stage.name, model, mid) <= allowance + 1e-9:
+                best, lo = mid, mid + 1
+            else:
+                hi = mid - 1
+        return best
+
     @cached_property
     def _options(self) -> list[list[tuple[str, int, float]]]:
         """Per stage: every (model, samples, cost in budget kind) option."""
-        kind = self.budget.kind
-        table = []
-        for s in self.stages:
-            opts = []
-            for m in s.models:
-                for n in range(s.min_samples, s.max_samples + 1):
-                    c = self.cost_model.stage_cost(s.name, m.name, n)
-                    v = {"units": c.units, "flops": c.flops, "usd": c.usd}[kind]
-                    if self.cost_model.count_fusion:
-                        v += {"units": c.fusion_units, "flops": c.fusion_flops, "usd": c.fusion_usd}[kind]
-                    opts.append((m.name, n, v))
-            table.append(opts)
-        return table
+        return [
+            [(m.name, n, self.stage_cost(s.name, m.name, n)) for m in s.models for n in range(s.min_samples, s.max_samples + 1)]
+            for s in self.stages
+        ]
 
     def _alloc(self, idx: Iterable[int]) -> Allocation:
         return Allocation(

@@ -143,7 +143,7 @@ def calibrate(scenario: Scenario, items, budgets=None) -> str:
         out.append(f"\n**{first.name}: retrieval F1 (id_vote) by samples**\n")
         cur = curves(runner, (), first, SELECT_S)
         out.append(table(["model"] + [f"S={s}" for s in SELECT_S], [[m] + list(v.values()) for m, v in cur.items()]))
-    for prev, stage in zip((None,) + scenario.stages[:-1], scenario.stages):
+    for prev, stage in zip((None,) + scenario.stages[:-1], scenario.stages, strict=True):
         if stage.kind != "answer":
             continue
         uppers = [None] if prev is None else by_size(prev, descending=True)
@@ -169,7 +169,9 @@ def main(argv=None) -> int:
     ap.add_argument("--scenario", default="conf/scenario/2wiki.yaml", help="scenario file or public name")
     ap.add_argument("--items", type=int, default=300, help="number of synthetic items")
     ap.add_argument("--seed", type=int, default=0, help="synthetic item seed")
-    ap.add_argument("--budgets", default=None, help="comma-separated budgets in units (default: ~0.54/1/2.15 × default)")
+    ap.add_argument(
+        "--budgets", default=None, help="comma-separated budgets in units (default: ~0.54/1/2.15 × default)"
+    )
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     budgets = [float(b) for b in args.budgets.split(",")] if args.budgets else None

@@ -1,0 +1,47 @@
+"""Insight 1: the initial trials compare every candidate model of a stage at the same budget.
+
+For each stage i (AgentTTS, Sec. 5 and its released code): the stage's probe budget is one sample of
+its largest model, reduced when that leaves no room for the other stages at their cheapest; every
+candidate model gets as many samples as that budget buys (small models get more, capped at 60);
+the other stages run their largest model once if the rest of the budget allows, else their smallest.
+"""
+
+from __future__ import annotations
+
+import math
+
+from components.space import Allocation, SearchSpace
+
+PROBE_CAP = 60  # AgentTTS caps probe samples at 60
+
+
+def insight1_probes(space: SearchSpace, cap: int = PROBE_CAP) -> list[tuple[Allocation, str]]:
+    """The initial trials, each with the reason it is run. Duplicates and infeasible ones dropped."""
+    stages = space.stages
+    budget = space.budget.value
+    largest1 = {s.name: space.stage_cost(s.name, s.largest.name, 1) for s in stages}
+    smallest1 = {s.name: space.stage_cost(s.name, s.smallest.name, 1) for s in stages}
+    out: dict[Allocation, str] = {}
+    for i, stage in enumerate(stages):
+        others = [s for s in stages if s.name != stage.name]
+        b_i = min(largest1[stage.name], budget - sum(smallest1[s.name] for s in others))
+        rest = budget - b_i
+        fixed = {}
+        for s in others:
+            use_large = rest >= sum(largest1[o.name] for o in others) - 1e-9
+            fixed[s.name] = (s.largest.name if use_large else s.smallest.name, 1)
+        for m in sorted(stage.models, key=lambda m: -m.params):
+            n = min(space.max_samples(stage, m.name, b_i), cap)
+            if n < stage.min_samples or n < 1:
+                continue
+            choice = tuple(
+                (s.name, m.name, n) if s.name == stage.name else (s.name, *fixed[s.name]) for s in stages
+            )
+            a = Allocation(choice)
+            if space.is_feasible(a) and a not in out:
+                budget_txt = f"{b_i:.0f}" if math.isfinite(b_i) else "?"
+                out[a] = (
+                    f"Insight 1 probe of stage '{stage.name}': {m.name} with {n} samples at the stage budget "
+                    f"{budget_txt} {space.budget.kind} (other stages fixed)"
+                )
+    return list(out.items())
