@@ -330,16 +330,20 @@ def _compose(raw: dict, path: Path, seen: tuple[Path, ...]) -> dict:
     return merged
 
 
-def load_scenario(source: str | Path | Mapping) -> Scenario:
+def load_scenario(source: str | Path | Mapping, origin: str | None = None) -> Scenario:
     """Load and validate a simulated scenario from a YAML path, a public scenario name, or a mapping.
 
     A file may start from other scenario files of its folder with Hydra's ``defaults: [parent, _self_]``.
+
+    Args:
+        source: a path, a public scenario name, or an already-read mapping.
+        origin: how to name a mapping's source in errors (e.g. the file Hydra read it from).
 
     Raises:
         ScenarioError: one message naming the file, the field path, the bad value and the allowed range.
     """
     if isinstance(source, Mapping):
-        raw, origin = source, "<dict>"
+        raw, origin = source, origin or "<dict>"
     else:
         raw, origin = _read(source)
     c = _Checker(origin)

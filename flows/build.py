@@ -165,6 +165,16 @@ def check_scenario_fits(task: TaskSpec, sc: Scenario) -> None:
         )
 
 
+def scenario_origin(cfg: dict) -> str:
+    """The scenario file Hydra read (for error messages), e.g. ``/my/dir/scenario/mine.yaml``."""
+    name = (cfg.get("choices") or {}).get("scenario")
+    for src in cfg.get("config_sources") or []:
+        path = Path(src.removeprefix("file://")) / "scenario" / f"{name}.yaml"
+        if path.exists():
+            return str(path)
+    return f"'{name}'" if name else "<config>"
+
+
 def build(cfg: dict, with_data: bool = True) -> Context:
     """Validate the whole config and build the search context. Raises one AgentTTSError on bad input."""
     backend = cfg["backend"]["name"]
@@ -173,7 +183,7 @@ def build(cfg: dict, with_data: bool = True) -> Context:
     task = task_spec(cfg["task"])
     scenario = None
     if backend == "sim":
-        scenario = load_scenario(dict(cfg["scenario"]))
+        scenario = load_scenario(dict(cfg["scenario"]), origin=scenario_origin(cfg))
         check_scenario_fits(task, scenario)
         stages = stages_from_scenario(scenario)
     else:

@@ -51,8 +51,16 @@ def compose(overrides: list[str]) -> dict:
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = hydra_compose(config_name="config", overrides=_rewrite(overrides))
-    return OmegaConf.to_container(cfg, resolve=True)
+        cfg = hydra_compose(config_name="config", overrides=_rewrite(overrides), return_hydra_config=True)
+    choices = OmegaConf.to_container(cfg.hydra.runtime.choices)
+    sources = [s.path for s in cfg.hydra.runtime.config_sources if s.provider in ("main", "hydra.searchpath in command-line")]
+    out = OmegaConf.to_container(cfg, resolve=False)
+    out.pop("hydra")
+    out = OmegaConf.to_container(OmegaConf.create(out), resolve=True)
+    # which option of each group was chosen, and where it lives (for messages and run names)
+    out["choices"] = {k: v for k, v in choices.items() if not k.startswith("hydra")}
+    out["config_sources"] = sources
+    return out
 
 
 def expand_sweeps(overrides: list[str]) -> list[list[str]]:
