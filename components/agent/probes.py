@@ -15,13 +15,13 @@ from components.space import Allocation, SearchSpace
 PROBE_CAP = 60  # AgentTTS caps probe samples at 60
 
 
-def insight1_probes(space: SearchSpace, cap: int = PROBE_CAP) -> list[tuple[Allocation, str]]:
-    """The initial trials, each with the reason it is run. Duplicates and infeasible ones dropped."""
+def insight1_probes(space: SearchSpace, cap: int = PROBE_CAP) -> list[tuple[Allocation, str, str]]:
+    """The initial trials as (allocation, probed stage, reason). Duplicates and infeasible ones dropped."""
     stages = space.stages
     budget = space.budget.value
     largest1 = {s.name: space.stage_cost(s.name, s.largest.name, 1) for s in stages}
     smallest1 = {s.name: space.stage_cost(s.name, s.smallest.name, 1) for s in stages}
-    out: dict[Allocation, str] = {}
+    out: dict[Allocation, tuple[str, str]] = {}
     for i, stage in enumerate(stages):
         others = [s for s in stages if s.name != stage.name]
         b_i = min(largest1[stage.name], budget - sum(smallest1[s.name] for s in others))
@@ -40,8 +40,8 @@ def insight1_probes(space: SearchSpace, cap: int = PROBE_CAP) -> list[tuple[Allo
             a = Allocation(choice)
             if space.is_feasible(a) and a not in out:
                 budget_txt = f"{b_i:.0f}" if math.isfinite(b_i) else "?"
-                out[a] = (
+                out[a] = stage.name, (
                     f"Insight 1 probe of stage '{stage.name}': {m.name} with {n} samples at the stage budget "
                     f"{budget_txt} {space.budget.kind} (other stages fixed)"
                 )
-    return list(out.items())
+    return [(a, st, why) for a, (st, why) in out.items()]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from components.pipeline import TrialResult
@@ -11,10 +11,11 @@ from components.space import Allocation, SearchSpace
 
 @dataclass(frozen=True)
 class Proposal:
-    """An allocation to evaluate and why the searcher proposed it."""
+    """An allocation to evaluate, why the searcher proposed it, and its decision-trace record."""
 
     allocation: Allocation
     rationale: str = ""
+    trace: dict = field(default_factory=dict, compare=False)
 
 
 class Searcher(Protocol):

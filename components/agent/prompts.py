@@ -1,0 +1,148 @@
+"""The agent's prompts: text files with ``$placeholders``, checked at start-up, rendered per round.
+
+Files (in ``conf/prompts/`` by default, ``searcher.prompts_dir`` to use your own): ``system.txt``,
+``preamble.txt``, ``initial_guidelines.txt``, ``guidelines.txt`` and ``trials.txt``. ``$`` placeholders
+(``string.Template``) leave JSON braces alone. A missing file or a missing required placeholder
+stops the search at start-up with its name.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+
+from components.errors import ConfigError
+from components.pipeline import TrialResult
+from components.space import SearchSpace
+
+COMMON = ("preamble", "task_name", "task_description", "subtasks", "total_budget", "metrics", "main_metric")
+REQUIRED = {
+    "system": (),
+    "preamble": (),
+    "initial_guidelines": (*COMMON, "history"),
+    "guidelines": (*COMMON, "old_history", "recent_history"),
+    "trials": (*COMMON, "history", "sample_range", "budget_function", "guidelines", "batch_size", "example"),
+}
+
+BUDGET_FUNCTIONS = {
+    "units": '''def budget(model_params, samples, prompt_tokens, output_tokens):
+    # normalized units: one unit = one sample of a 3B model on a 128-token prompt with 64 output tokens
+    return (model_params / 3e9) * (prompt_tokens + samples * output_tokens) / 64 - 2''',
+    "flops": '''def budget(model_params, samples, prompt_tokens, output_tokens):
+    # inference FLOPs; the prompt is encoded once and shared by the samples
+    return 2 * model_params * (prompt_tokens + samples * output_tokens)''',
+    "usd": '''def budget(price_per_million_tokens, samples, prompt_tokens, output_tokens):
+    return price_per_million_tokens * (prompt_tokens + samples * output_tokens) / 1e6''',
+}
+
+
+@dataclass
+class TaskInfo:
+    """What the prompts say about the task."""
+
+    name: str
+    description: str
+    metrics: tuple[str, ...]
+    main_metric: str
+
+
+class PromptSet:
+    """The five prompt files of a folder, validated.
+
+    Args:
+        folder: where the files are.
+
+    Raises:
+        ConfigError: a file is missing, or lacks a required placeholder, or uses an unknown one.
+    """
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.templates: dict[str, Template] = {}
+        for name, required in REQUIRED.items():
+            path = self.folder / f"{name}.txt"
+            if not path.exists():
+                raise ConfigError(f"prompt file missing: {path}")
+            t = Template(path.read_text())
+            if not t.is_valid():
+                raise ConfigError(f"prompt file {path} has a malformed placeholder (write a literal $ as $$)")
+            ids = set(t.get_identifiers())
+            missing = [p for p in required if p not in ids]
+            if missing:
+                raise ConfigError(f"prompt file {path} lacks required placeholder(s) {['$' + m for m in missing]}")
+            unknown = sorted(ids - set(required))
+            if unknown:
+                raise ConfigError(f"prompt file {path} uses unknown placeholder(s) {['$' + u for u in unknown]}; allowed: {['$' + r for r in required]}")
+            self.templates[name] = t
+
+    def render(self, name: str, **values) -> str:
+        return self.templates[name].substitute(**values)
+
+
+def subtasks_text(space: SearchSpace) -> str:
+    lines = []
+    for i, s in enumerate(space.stages, 1):
+        models = ", ".join(f"{m.name} ({m.params / 1e9:g}B parameters)" for m in s.models)
+        lines.append(
+            f"{i}. {s.name}: models [{models}]; average prompt length {s.prompt_tokens} tokens, "
+            f"average generation length {s.output_tokens} tokens; fusion: {s.fusion}"
+        )
+    return "\n".join(lines)
+
+
+def history_text(space: SearchSpace, history: list[TrialResult]) -> str:
+    """One line per trial, as in AgentTTS: parameters, scores, used and total budget."""
+    if not history:
+        return "(none)"
+    lines = []
+    for r in history:
+        scores = {k: round(v, 4) for k, v in {"score": r.score, **r.metrics}.items()}
+        used = r.cost.measure(space.budget.kind)
+        lines.append(
+            f"Parameters: {json.dumps(r.allocation.to_dict())}, Score: {json.dumps(scores)}, "
+            f"Used budget: {used:.6g}, total budget: {space.budget.value:.6g}"
+        )
+    return "\n".join(lines)
+
+
+def example_json(space: SearchSpace) -> str:
+    one = {s.name: {"model": s.largest.name, "samples": 1} for s in space.stages}
+    return json.dumps({"candidates": [one]})
+
+
+def common_values(prompts: PromptSet, task: TaskInfo, space: SearchSpace) -> dict:
+    return {
+        "preamble": prompts.render("preamble").strip(),
+        "task_name": task.name,
+        "task_description": task.description or task.name,
+        "subtasks": subtasks_text(space),
+        "total_budget": f"{space.budget.value:.6g} {space.budget.kind}",
+        "metrics": ", ".join(task.metrics),
+        "main_metric": task.main_metric,
+    }
+
+
+def render_guidelines(prompts: PromptSet, task: TaskInfo, space: SearchSpace, history: list[TrialResult], recent: int, initial: bool) -> str:
+    values = common_values(prompts, task, space)
+    if initial:
+        return prompts.render("initial_guidelines", **values, history=history_text(space, history))
+    old, new = history[: len(history) - recent], history[len(history) - recent :]
+    return prompts.render("guidelines", **values, old_history=history_text(space, old), recent_history=history_text(space, new))
+
+
+def render_trials(prompts: PromptSet, task: TaskInfo, space: SearchSpace, history: list[TrialResult], guidelines: list[str], k: int) -> str:
+    ranges = sorted({(s.min_samples, s.max_samples) for s in space.stages})
+    # AgentTTS passes the first guideline and the two most recent ones
+    chosen = guidelines[:1] + [g for g in guidelines[-2:] if g is not guidelines[0]] if guidelines else []
+    return prompts.render(
+        "trials",
+        **common_values(prompts, task, space),
+        history=history_text(space, history),
+        sample_range=", ".join(f"[{lo}, {hi}]" for lo, hi in ranges),
+        budget_function=BUDGET_FUNCTIONS[space.budget.kind],
+        guidelines="\n\n".join(chosen) or "(none yet)",
+        batch_size=k,
+        example=example_json(space),
+    )

@@ -1,0 +1,292 @@
+"""The ``rules`` reasoner: the three AgentTTS insights applied deterministically, no LLM.
+
+It answers the same two requests an LLM answers, as text, so its proposals go through the same JSON
+parsing and repair path:
+
+- guidelines: a readable analysis of the archive, item by item like the paper's prompts ask;
+- trials: ``{"candidates": [{stage: {"model", "samples"}, "insight", "rationale"}, ...]}``.
+
+How it proposes (candidates in this order, duplicates and over-budget ones skipped):
+
+1. Insight 1 (model choice): per stage, compare the probes run at equal stage budget; keep the
+   large model only if it is better by more than the noise of the train set (two questions),
+   else prefer the smaller one. Right after the probes, combine the preferred models.
+2. Insight 2 (sample count): around the best trial so far, walk each stage's sample count along a
+   geometric ladder towards its plateau: step up while the score still rises, down when the best
+   is the lowest count tried, then bisect between the best count and its better neighbour.
+3. Insight 3 (budget balance): move budget between stages: give one stage fewer samples (or a
+   smaller model at the same cost) and spend what is freed on another stage's samples.
+4. Exploration when results stall (no improvement in the last round): models not yet tried at the
+   best trial's stage budget, crossover of the two best trials, neighbours of the runner-up, and
+   seeded random feasible allocations.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from components.pipeline import TrialResult
+from components.reasoners.base import AgentView, Reply
+from components.space import Allocation, SearchSpace
+
+LADDER = (1, 2, 3, 5, 8, 12, 18, 27, 40, 60, 80, 100)
+
+
+def best_of(history: list[TrialResult]) -> TrialResult | None:
+    """Highest score; ties go to the cheaper allocation."""
+    return max(history, key=lambda r: (r.score, -r.cost.units), default=None)
+
+
+@dataclass
+class _Candidate:
+    allocation: Allocation
+    insight: str
+    rationale: str
+
+
+class RulesReasoner:
+    """Deterministic AgentTTS reasoning over the archive (see the module docstring).
+
+    >>> RulesReasoner().is_llm
+    False
+    """
+
+    name = "rules"
+    is_llm = False
+
+    def check(self) -> None:
+        pass
+
+    def complete(self, system: str, prompt: str, view: AgentView) -> Reply:
+        if view.kind == "trials":
+            return Reply(self.trials(view))
+        return Reply(self.guidelines(view))
+
+    # -- analysis ------------------------------------------------------------------------------
+    @staticmethod
+    def noise(view: AgentView) -> float:
+        """Score differences below two questions are not significant on the train set."""
+        return 2.0 / max(1, view.n_questions)
+
+    def preferred_models(self, view: AgentView) -> dict[str, tuple[str, str]]:
+        """Insight 1: per stage, the model to explore and why, from the probes."""
+        out = {}
+        by_alloc = {r.allocation: r for r in view.history}
+        for stage in view.space.stages:
+            probes = [(a, by_alloc[a]) for a, st in view.probes.items() if st == stage.name and a in by_alloc]
+            if not probes:
+                continue
+            top = max(r.score for _, r in probes)
+            near = [(a, r) for a, r in probes if r.score >= top - self.noise(view)]
+            # among results within noise of the best, the smallest model keeps more flexibility
+            a, r = min(near, key=lambda ar: stage.model(ar[0][stage.name][0]).params)
+            model, samples = a[stage.name]
+            ranking = ", ".join(
+                f"{p[stage.name][0]}×{p[stage.name][1]}: {q.score:.3f}" for p, q in sorted(probes, key=lambda x: -x[1].score)
+            )
+            why = (
+                f"at equal stage budget the probes score {ranking}; "
+                + (f"{model} is within two questions of the best, so the smaller model is preferred" if len(near) > 1 else f"{model} is clearly best")
+            )
+            out[stage.name] = (model, why)
+        return out
+
+    def curve(self, view: AgentView, anchor: Allocation, stage: str) -> dict[int, float]:
+        """Scores of trials equal to ``anchor`` except for ``stage``'s sample count."""
+        model = anchor[stage][0]
+        out = {}
+        for r in view.history:
+            a = r.allocation
+            if a[stage][0] == model and all(a[s] == anchor[s] for s, _, _ in anchor.choices if s != stage):
+                out[a[stage][1]] = r.score
+        return out
+
+    def _room(self, space: SearchSpace, a: Allocation, stage: str, model: str) -> int:
+        """Most samples ``stage`` can have with ``model`` when the other stages keep their allocation."""
+        others = sum(space.stage_cost(s, m, n) for s, m, n in a.choices if s != stage)
+        return space.max_samples(next(s for s in space.stages if s.name == stage), model, space.budget.value - others)
+
+    # -- candidate generators --------------------------------------------------------------------
+    def _combine_preferred(self, view: AgentView, prefs: dict) -> list[_Candidate]:
+        """Right after the probes: every stage on its preferred model, samples fitted to the budget."""
+        by_alloc = {r.allocation: r for r in view.history}
+        choice = []
+        for stage in view.space.stages:
+            if stage.name not in prefs:
+                return []
+            model = prefs[stage.name][0]
+            probe_samples = [a[stage.name][1] for a, st in view.probes.items() if st == stage.name and a[stage.name][0] == model and a in by_alloc]
+            choice.append((stage.name, model, probe_samples[0] if probe_samples else 1))
+        a = Allocation(tuple(choice))
+        a = self._fit(view.space, a)
+        return [_Candidate(a, "1", "combine the preferred model of every stage (Insight 1), samples fitted to the budget")] if a else []
+
+    def _fit(self, space: SearchSpace, a: Allocation) -> Allocation | None:
+        """Shrink the most expensive stage's samples until the allocation fits (Insight 3's priority)."""
+        for _ in range(64):
+            if space.is_feasible(a):
+                return a
+            costs = [(space.stage_cost(s, m, n), s, m, n) for s, m, n in a.choices if n > 1]
+            if not costs:
+                return None
+            _, s, m, n = max(costs)
+            a = a.replace(s, samples=max(1, n // 2))
+        return a if space.is_feasible(a) else None
+
+    def _ladder(self, view: AgentView, anchor: Allocation) -> list[_Candidate]:
+        """Insight 2: the next sample counts to try per stage, around the best trial."""
+        out = []
+        for stage in view.space.stages:
+            model, s_best = anchor[stage.name]
+            room = self._room(view.space, anchor, stage.name, model)
+            pts = sorted({p for p in LADDER if stage.min_samples <= p <= min(room, stage.max_samples)} | {min(room, stage.max_samples)})
+            tried = self.curve(view, anchor, stage.name)
+            best_s = max(tried, key=lambda s: (tried[s], -s)) if tried else s_best
+            higher = [p for p in pts if p > best_s]
+            lower = [p for p in pts if p < best_s]
+            steps = []
+            rising = not any(s > best_s for s in tried)
+            falling = not any(s < best_s for s in tried)
+            if higher and rising:
+                steps.append((higher[0], f"the score of {stage.name} still rises up to {best_s} samples: try {higher[0]}"))
+            if lower and falling:
+                steps.append((lower[-1], f"{best_s} samples is the fewest tried on {stage.name}: try {lower[-1]} to find where gains stop"))
+            # bisect towards the better neighbour once both sides are known
+            above = min((s for s in tried if s > best_s), default=None)
+            below = max((s for s in tried if s < best_s), default=None)
+            for nb in sorted([x for x in (above, below) if x is not None], key=lambda x: -tried[x]):
+                mid = int(round((best_s * nb) ** 0.5))
+                if mid not in (best_s, nb):
+                    steps.append((mid, f"the plateau of {stage.name} lies between {min(best_s, nb)} and {max(best_s, nb)} samples: try {mid}"))
+            for n, why in steps:
+                if n != s_best:
+                    out.append(_Candidate(anchor.replace(stage.name, samples=n), "2", why))
+        return out
+
+    def _rebalance(self, view: AgentView, anchor: Allocation) -> list[_Candidate]:
+        """Insight 3: take budget from one stage and spend it on another's samples."""
+        space, out = view.space, []
+        for give in space.stages:
+            g_model, g_s = anchor[give.name]
+            cheaper = []
+            if g_s > 1:
+                cheaper.append((g_model, max(1, g_s // 2), f"halve {give.name}'s samples"))
+            smaller = [m for m in give.models if m.params < give.model(g_model).params]
+            if smaller:
+                m = max(smaller, key=lambda m: m.params)
+                budget_now = space.stage_cost(give.name, g_model, g_s)
+                n = space.max_samples(give, m.name, budget_now)
+                if n >= give.min_samples:
+                    cheaper.append((m.name, n, f"move {give.name} to the smaller {m.name} at the same stage budget"))
+            for model, n, how in cheaper:
+                reduced = anchor.replace(give.name, model=model, samples=n)
+                for take in space.stages:
+                    if take.name == give.name:
+                        continue
+                    t_model, t_s = reduced[take.name]
+                    room = min(self._room(space, reduced, take.name, t_model), take.max_samples)
+                    if room > t_s:
+                        out.append(_Candidate(reduced.replace(take.name, samples=room), "3", f"{how} and spend the freed budget on {take.name} ({t_s} -> {room} samples)"))
+        for stage in space.stages:  # unused budget goes to the stage that can use it
+            model, s = anchor[stage.name]
+            room = min(self._room(space, anchor, stage.name, model), stage.max_samples)
+            if room > s:
+                out.append(_Candidate(anchor.replace(stage.name, samples=room), "3", f"spend the unused budget on {stage.name} ({s} -> {room} samples)"))
+        return out
+
+    def _explore(self, view: AgentView, anchor: Allocation, rng: np.random.Generator) -> list[_Candidate]:
+        space, out = view.space, []
+        for stage in space.stages:  # other models at the best trial's stage budget
+            model, s = anchor[stage.name]
+            budget = space.stage_cost(stage.name, model, s)
+            for m in stage.models:
+                if m.name != model:
+                    n = space.max_samples(stage, m.name, budget)
+                    if n >= stage.min_samples:
+                        out.append(_Candidate(anchor.replace(stage.name, model=m.name, samples=n), "explore", f"mutation: {m.name} on {stage.name} at the same stage budget"))
+        ranked = sorted(view.history, key=lambda r: (-r.score, r.cost.units))
+        if len(ranked) >= 2:
+            a, b = ranked[0].allocation, ranked[1].allocation
+            for st, m, n in b.choices:
+                c = a.replace(st, model=m, samples=n)
+                out.append(_Candidate(c, "explore", f"crossover: the best trial with {st} from the runner-up"))
+            out += [_Candidate(x, "explore", "mutation: a neighbour of the runner-up") for x in space.neighbours(b)]
+        out += [_Candidate(x, "explore", "random feasible allocation") for x in space.sample(rng, max(4, view.k))]
+        return out
+
+    # -- the two answers -------------------------------------------------------------------------
+    def _stalled(self, view: AgentView) -> bool:
+        """No improvement by the most recent batch of trials."""
+        k = max(1, view.k)
+        if len(view.history) <= k:
+            return False
+        before = max(r.score for r in view.history[:-k])
+        return max(r.score for r in view.history[-k:]) <= before
+
+    def candidates(self, view: AgentView) -> list[_Candidate]:
+        """All candidates in priority order (the JSON answer keeps the first k new feasible ones)."""
+        best = best_of(view.history)
+        if best is None:
+            return [_Candidate(a, "1", f"probe of stage {st}") for a, st in view.probes.items()]
+        anchor = best.allocation
+        rng = np.random.default_rng([view.seed, len(view.history)])
+        prefs = self.preferred_models(view)
+        first = self._combine_preferred(view, prefs) if view.round == 1 else []
+        ladder, rebalance = self._ladder(view, anchor), self._rebalance(view, anchor)
+        explore = self._explore(view, anchor, rng)
+        # interleave Insight 2 and 3 so one batch tests both the plateau and the balance
+        mixed = [c for pair in zip(ladder, rebalance) for c in pair] + ladder[len(rebalance):] + rebalance[len(ladder):]
+        return first + (explore[:2] if self._stalled(view) else []) + mixed + explore
+
+    def trials(self, view: AgentView) -> str:
+        seen = {r.allocation for r in view.history}
+        picked: dict[Allocation, _Candidate] = {}
+        for c in self.candidates(view):
+            a = c.allocation
+            if a in seen or a in picked or not view.space.is_feasible(a):
+                continue
+            picked[a] = c
+            if len(picked) >= view.k:
+                break
+        return json.dumps(
+            {"candidates": [{**a.to_dict(), "insight": c.insight, "rationale": c.rationale} for a, c in picked.items()]},
+            indent=1,
+        )
+
+    def guidelines(self, view: AgentView) -> str:
+        space, best = view.space, best_of(view.history)
+        if best is None:
+            return "No trials yet: run the Insight-1 probes first."
+        lines = []
+        prefs = self.preferred_models(view)
+        lines.append("1. Model choice (Insight 1):")
+        for stage in space.stages:
+            if stage.name in prefs:
+                lines.append(f"   - {stage.name}: explore {prefs[stage.name][0]}; {prefs[stage.name][1]}.")
+        lines.append("2. Sample count (Insight 2):")
+        for stage in space.stages:
+            model = best.allocation[stage.name][0]
+            tried = self.curve(view, best.allocation, stage.name)
+            if len(tried) > 1:
+                pts = ", ".join(f"{s}: {v:.3f}" for s, v in sorted(tried.items()))
+                top = max(tried, key=lambda s: (tried[s], -s))
+                trend = "still rising: try more samples" if top == max(tried) else ("gains stop early: try fewer samples" if top == min(tried) else f"plateau around {top} samples: refine near it")
+                lines.append(f"   - {stage.name} with {model}, other stages fixed: score by samples {pts}; {trend}.")
+            else:
+                lines.append(f"   - {stage.name} with {model}: only {best.allocation[stage.name][1]} samples tried; walk the sample count up and down from there.")
+        used = best.cost.measure(space.budget.kind)
+        shares = ", ".join(f"{s}: {space.stage_cost(s, m, n):.0f}" for s, m, n in best.allocation.choices)
+        lines.append("3. Budget balance (Insight 3):")
+        lines.append(f"   - the best trial ({best.allocation}, score {best.score:.3f}) uses {used:.0f} of {space.budget.value:.0f} {space.budget.kind} ({shares}).")
+        lines.append("   - try moving budget between stages: fewer samples or a smaller model on one stage, more samples on another; spend any unused budget.")
+        scores = [r.score for r in view.history]
+        if view.kind != "initial_guidelines":
+            lines.append("4. Exploration:")
+            if self._stalled(view) or (max(scores) - min(scores) < self.noise(view)):
+                lines.append("   - the last trials did not improve the best (or scores vary little): explore with mutations, crossover of the best trials and random allocations.")
+            else:
+                lines.append("   - the best score still improves: keep following the patterns above.")
+        return "\n".join(lines)

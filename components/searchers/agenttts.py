@@ -1,0 +1,138 @@
+"""AgentTTS (Algorithm 1): Insight-1 probes, then rounds of guidelines → batched trial proposals.
+
+Per round the agent asks its reasoner for guidelines (the initial-guideline prompt after the probes,
+the non-initial one afterwards), then for ``k`` trials as strict JSON given the full history, the
+budget function and the guidelines. Answers are parsed defensively (``components.agent.answers``);
+a round whose answer is unusable, or whose reasoner fails, falls back to the ``rules`` reasoner,
+which also fills a batch the answer left short. Every proposal carries a decision-trace record.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import numpy as np
+
+from components.agent.answers import parse_trials
+from components.agent.probes import insight1_probes
+from components.agent.prompts import PromptSet, TaskInfo, render_guidelines, render_trials
+from components.pipeline import TrialResult
+from components.reasoners.base import AgentView, Reasoner, ReasonerError
+from components.reasoners.rules import RulesReasoner, best_of
+from components.searchers.base import Proposal
+from components.space import SearchSpace
+
+
+class AgentTTSSearcher:
+    """The AgentTTS agent over a pluggable reasoner.
+
+    Args:
+        reasoner: answers the prompts (an LLM, or ``RulesReasoner``).
+        prompts: the validated prompt files.
+        task: name, description and metrics for the prompts.
+        n_questions: train questions per trial (for the noise threshold).
+        seed: seeds the exploration moves.
+        probes: run the Insight-1 probes first (off: the ablation "w/o Insight 1").
+    """
+
+    name = "agenttts"
+
+    def __init__(self, reasoner: Reasoner, prompts: PromptSet, task: TaskInfo, n_questions: int = 50, seed: int = 0, probes: bool = True):
+        self.reasoner, self.prompts, self.task = reasoner, prompts, task
+        self.rules = reasoner if isinstance(reasoner, RulesReasoner) else RulesReasoner()
+        self.n_questions, self.seed, self.use_probes = n_questions, seed, probes
+        self.probes: dict = {}
+        self._queue: list[Proposal] = []
+        self._started = False
+        self.round = 0
+        self.guidelines: list[str] = []
+        self.counts: Counter = Counter()
+        self.artifacts: list[tuple[str, str]] = []  # (path, text) to archive, drained by the flow
+        self.agent_seconds = 0.0
+        self.agent_tokens = 0
+
+    def _view(self, kind: str, space: SearchSpace, history: list[TrialResult], k: int = 0) -> AgentView:
+        return AgentView(kind, space, history, k, self.n_questions, self.probes, self.guidelines, self.round, self.seed)
+
+    def _ask(self, system: str, prompt: str, view: AgentView) -> str:
+        """The reasoner's answer; on failure the rules reasoner's (counted)."""
+        t = time.perf_counter()
+        try:
+            reply = self.reasoner.complete(system, prompt, view)
+            self.agent_tokens += reply.prompt_tokens + reply.completion_tokens
+            return reply.text
+        except ReasonerError as e:
+            self.counts["reasoner_failed"] += 1
+            self.artifacts.append((f"agent/round_{self.round:02d}_{view.kind}_error.txt", str(e)))
+            return self.rules.complete(system, prompt, view).text
+        finally:
+            self.agent_seconds += time.perf_counter() - t
+
+    def propose(self, space: SearchSpace, history: list[TrialResult], k: int) -> list[Proposal]:
+        if not self._started:
+            self._started = True
+            if self.use_probes:
+                probes = insight1_probes(space)
+                self.probes = {a: stage for a, stage, _ in probes}
+                self._queue = [Proposal(a, why, {"insight": "1", "source": "probe", "repairs": []}) for a, _, why in probes]
+        seen = {r.allocation for r in history}
+        self._queue = [p for p in self._queue if p.allocation not in seen]
+        if self._queue:
+            out, self._queue = self._queue[:k], self._queue[k:]
+            return out
+        if not history:  # no probes: one random start, as the paper's ablation
+            (a,) = space.sample(np.random.default_rng(self.seed), 1)
+            return [Proposal(a, "random initial trial (probes off)", {"insight": "", "source": "random", "repairs": []})]
+        return self._round(space, history, k)
+
+    def _round(self, space: SearchSpace, history: list[TrialResult], k: int) -> list[Proposal]:
+        self.round += 1
+        system = self.prompts.render("system").strip()
+        initial = self.round == 1
+        kind = "initial_guidelines" if initial else "guidelines"
+        recent = max(1, min(k, len(history)))
+        gprompt = render_guidelines(self.prompts, self.task, space, history, recent, initial)
+        guideline = self._ask(system, gprompt, self._view(kind, space, history, k)).strip()
+        if not guideline:
+            self.counts["empty_guidelines"] += 1
+            guideline = self.rules.guidelines(self._view(kind, space, history, k))
+        self.guidelines.append(guideline)
+        self.artifacts.append((f"guidelines/round_{self.round:02d}.md", guideline))
+
+        tprompt = render_trials(self.prompts, self.task, space, history, self.guidelines, k)
+        view = self._view("trials", space, history, k)
+        answer = self._ask(system, tprompt, view)
+        if self.reasoner.is_llm:
+            self.artifacts.append((f"agent/round_{self.round:02d}_prompt.txt", tprompt))
+            self.artifacts.append((f"agent/round_{self.round:02d}_answer.txt", answer or ""))
+        seen = {r.allocation for r in history}
+        best = best_of(history)
+        parsed = parse_trials(answer, space, seen, k, best.allocation if best else None)
+        self.counts.update(parsed.counts)
+        source = self.reasoner.name
+        if not parsed.proposals:
+            self.counts["fallback_rounds"] += 1
+            source = f"rules (fallback: {parsed.error})"
+            parsed = parse_trials(self.rules.trials(view), space, seen, k)
+        out = [
+            Proposal(
+                p.allocation,
+                p.rationale or f"proposed by {source} following the round-{self.round} guidelines",
+                {"insight": p.insight, "source": source, "repairs": p.repairs, "round": self.round},
+            )
+            for p in parsed.proposals
+        ]
+        if len(out) < k:  # top up a short batch with the rules reasoner's proposals
+            taken = seen | {p.allocation for p in out}
+            extra = parse_trials(self.rules.trials(self._view("trials", space, history, k + len(out))), space, taken, k - len(out))
+            if extra.proposals and source == self.reasoner.name and self.reasoner.is_llm:
+                self.counts["filled_by_rules"] += len(extra.proposals)
+            out += [
+                Proposal(p.allocation, p.rationale, {"insight": p.insight, "source": "rules (top-up)", "repairs": p.repairs, "round": self.round})
+                for p in extra.proposals
+            ]
+        return out
+
+    def observe(self, results: list[TrialResult]) -> None:
+        pass
