@@ -195,6 +195,8 @@ def build(cfg: dict, with_data: bool = True) -> Context:
     name = cfg["searcher"]["name"]
     if name not in SEARCHERS:
         raise UnknownNameError(f"unknown searcher '{name}'; available: {sorted(SEARCHERS)}")
+    if with_data:
+        make_searcher(cfg, int(cfg["data"]["train_size"]))  # prompts and reasoner fail here, not mid-search
     if int(cfg.get("trials", 1)) < 1:
         raise ConfigError(f"trials must be >= 1, got {cfg.get('trials')}")
     train, test = load_data(cfg) if with_data else ([], [])
@@ -210,6 +212,23 @@ def parse_allocation(cfg: dict, space: SearchSpace) -> Allocation:
     return space.validate(Allocation.parse(spec))
 
 
-def make_searcher(cfg: dict):
+PROMPTS_DIR = Path(__file__).resolve().parent.parent / "conf" / "prompts"
+
+
+def make_searcher(cfg: dict, n_questions: int = 50, check: bool = True):
+    """The configured searcher; for agenttts its prompts are validated and its reasoner checked."""
     s = cfg["searcher"]
-    return SEARCHERS[s["name"]](seed=int(cfg.get("seed", 0)))
+    seed = int(cfg.get("seed", 0))
+    if s["name"] != "agenttts":
+        return SEARCHERS[s["name"]](seed=seed)
+    from components.agent.prompts import PromptSet, TaskInfo
+    from components.reasoners import make_reasoner
+    from components.searchers.agenttts import AgentTTSSearcher
+
+    prompts = PromptSet(s.get("prompts_dir") or PROMPTS_DIR)
+    reasoner = make_reasoner(cfg["reasoner"])
+    if check:
+        reasoner.check()  # an unreachable endpoint stops here, before any trial
+    t = cfg["task"]
+    info = TaskInfo(t["name"], t.get("description", ""), tuple(t.get("metrics") or [t["metric"]]), t["metric"])
+    return AgentTTSSearcher(reasoner, prompts, info, n_questions=n_questions, seed=seed, probes=bool(s.get("probes", True)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 
@@ -47,7 +48,7 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
     """Run a whole search in the current flow; every round is a DAG of Prefect tasks."""
     cfg, space = ctx.cfg, ctx.space
     started = time.perf_counter()
-    searcher = make_searcher(cfg)
+    searcher = make_searcher(cfg, len(ctx.train), check=False)  # build() already checked it
     grid = searcher.name == "grid"
     target = space.size if grid else int(cfg["trials"])
     batch = int(cfg["searcher"].get("batch_size") or 10)
@@ -81,6 +82,7 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
     env = ctx.environment()
     history: list[TrialResult] = []
     rationales: list[str] = []
+    trace: list[dict] = []
     rejected = {"duplicate": 0, "infeasible": 0}
     seen = set()
     try:
@@ -89,7 +91,7 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
             rnd_no += 1
             k = min(batch, target - len(history))
             proposals = propose(quote(searcher), quote(space), quote(history), k)
-            chosen: dict = {}  # allocation -> rationale, in proposal order
+            chosen: dict = {}  # allocation -> proposal, in proposal order
             for p in proposals:
                 a = p.allocation
                 if a in seen or a in chosen:
@@ -97,8 +99,12 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
                 elif not space.is_feasible(a):
                     rejected["infeasible"] += 1
                 elif len(chosen) < k:
-                    chosen[a] = p.rationale
-            allocs, why = list(chosen), list(chosen.values())
+                    chosen[a] = p
+            allocs, why = list(chosen), [p.rationale for p in chosen.values()]
+            for path, text in getattr(searcher, "artifacts", []):
+                archive.log_text(text, path)
+            if hasattr(searcher, "artifacts"):
+                searcher.artifacts.clear()
             if not allocs:
                 progress(f"round {rnd_no}: the searcher proposed nothing new; stopping at {len(history)} trials")
                 break
@@ -108,11 +114,22 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
                 fuse(quote(env), quote(rnd), i, stage.name)
             results = score(quote(env), quote(rnd))
             for r, w in zip(results, why):
+                prev = max((h.score for h in history), default=float("-inf"))
                 seen.add(r.allocation)
                 history.append(r)
                 rationales.append(w)
+                t = chosen[r.allocation].trace
+                trace.append({
+                    "trial": len(history), "round": rnd_no, "allocation": str(r.allocation), "rationale": w,
+                    "insight": t.get("insight", ""), "source": t.get("source", searcher.name),
+                    "repairs": t.get("repairs", []), "score": r.score, "units": r.cost.units,
+                    "improved_best": r.score > prev,
+                })
                 if child_runs:
-                    archive.log_trial(r, len(history), {"searcher": searcher.name, "round": rnd_no, "rationale": w[:4000], "simulated": str(ctx.simulated).lower()})
+                    tags = {"searcher": searcher.name, "round": rnd_no, "rationale": w[:4000], "simulated": str(ctx.simulated).lower()}
+                    if t:
+                        tags.update(insight=t.get("insight", ""), source=t.get("source", ""), repairs="; ".join(t.get("repairs", []))[:4000])
+                    archive.log_trial(r, len(history), tags)
             searcher.observe(results)
             best = best_trial(history)
             progress(
@@ -127,6 +144,9 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
     outcome.wall_s = time.perf_counter() - started
     archive.log_progress(outcome.best_so_far)
     archive.log_trials_table(history, [{"rationale": w} for w in rationales])
+    archive.log_text("\n".join(json.dumps(t) for t in trace) + "\n", "decision_trace.jsonl")
+    for path, text in getattr(searcher, "artifacts", []):
+        archive.log_text(text, path)
     summary = {
         "best_score": best.score,
         "best_units": best.cost.units,
@@ -141,6 +161,11 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
     }
     for k, v in best.metrics.items():
         summary[f"best/{k}"] = v
+    for k, v in getattr(searcher, "counts", {}).items():
+        summary[f"agent/{k}"] = v  # repairs, fallbacks, reasoner failures
+    if hasattr(searcher, "agent_seconds"):
+        summary["agent/seconds"] = searcher.agent_seconds
+        summary["agent/tokens"] = searcher.agent_tokens
     archive.log_text(yaml.safe_dump({"allocation": best.allocation.to_dict(), "score": best.score, "metrics": best.metrics, "units": best.cost.units, "simulated": ctx.simulated}, sort_keys=False), "best_allocation.yaml")
     archive.finish(summary, {"status": "finished", "best_allocation": str(best.allocation)})
     env.bank.close()

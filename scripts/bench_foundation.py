@@ -62,9 +62,9 @@ def main() -> None:
         # 3. the grid oracle on the public 2wiki scenario at the default budget
         if not a.skip_grid:
             wall, out = run(["searcher=grid", "bank.persist=false"], work)
+            best, em = grab(r"best allocation: (.+)", out), grab(r"train score \(em\): ([\d.]+)", out)
             rows.append(("grid oracle (scenario 2wiki, synthetic items, 929 units)",
-                         f"{grab(r'best allocation: (.+)', out)} -> EM {grab(r'train score \(em\): ([\d.]+)', out)}, "
-                         f"{grab(r'trials: (\d+)', out)} trials, {wall:.0f} s"))
+                         f"{best} -> EM {em}, {grab(r'trials: ([0-9]+)', out)} trials, {wall:.0f} s"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print("| measurement | value |\n|---|---|")

@@ -86,3 +86,18 @@ def test_unexpected_errors_are_not_hidden(monkeypatch):
     monkeypatch.setattr(flows.cli, "cmd_space", lambda cfg: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         main(["space"])
+
+
+def test_prompt_file_missing_a_placeholder(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from flows.build import PROMPTS_DIR
+
+    monkeypatch.chdir(tmp_path)
+    d = tmp_path / "prompts"
+    shutil.copytree(PROMPTS_DIR, d)
+    (d / "trials.txt").write_text((d / "trials.txt").read_text().replace("$history", "(history)"))
+    assert main(["search", f"searcher.prompts_dir={d}"]) == 2
+    err = capsys.readouterr().err
+    assert "trials.txt" in err and "$history" in err
+    assert not (tmp_path / "mlruns").exists()

@@ -22,7 +22,7 @@ def runs(tmp_path):
 
 def test_random_search_is_archived_in_mlflow(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert main(["search", "trials=12", "searcher.batch_size=5", "data.train_size=20"]) == 0
+    assert main(["search", "searcher=random", "trials=12", "searcher.batch_size=5", "data.train_size=20"]) == 0
     out = capsys.readouterr().out
     assert "SIMULATED" in out and "best allocation: retrieval=" in out and "mlflow ui --backend-store-uri sqlite:///" in out
     client, found = runs(tmp_path)
@@ -81,3 +81,26 @@ def test_a_failing_search_is_marked_failed(tmp_path, monkeypatch):
     parent = next(r for r in found if r.data.tags.get("kind") == "search")
     assert parent.info.status == "FAILED" and parent.data.tags["status"] == "failed"
     assert "scoring exploded" in parent.data.tags["error"]
+
+
+def test_agent_search_archives_guidelines_and_decision_trace(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["search", "trials=14", "data.train_size=20"]) == 0  # agenttts + rules is the default
+    client, found = runs(tmp_path)
+    parent = next(r for r in found if r.data.tags.get("kind") == "search")
+    assert parent.data.tags["searcher"] == "agenttts"
+    children = sorted((r for r in found if r.data.tags.get("mlflow.parentRunId")), key=lambda r: int(r.data.params["trial"]))
+    assert len(children) == 14
+    assert children[0].data.tags["insight"] == "1" and children[0].data.tags["source"] == "probe"
+    assert {c.data.tags["insight"] for c in children[6:]} - {"1"}  # later trials follow Insights 2/3
+    arts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"guidelines", "decision_trace.jsonl", "trials.csv", "best_allocation.yaml"} <= arts
+    rounds = [a.path for a in client.list_artifacts(parent.info.run_id, "guidelines")]
+    assert rounds and rounds[0] == "guidelines/round_01.md"
+    text = open(client.download_artifacts(parent.info.run_id, "guidelines/round_01.md", str(tmp_path))).read()
+    assert "Insight 1" in text and "Insight 2" in text and "Insight 3" in text
+    lines = open(client.download_artifacts(parent.info.run_id, "decision_trace.jsonl", str(tmp_path))).read().splitlines()
+    import json
+
+    trace = [json.loads(x) for x in lines]
+    assert len(trace) == 14 and {"trial", "allocation", "insight", "source", "repairs", "score", "improved_best"} <= set(trace[0])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from dataclasses import dataclass, field
 from components.space import Allocation, SearchSpace
 
 MAX_ANSWER_CHARS = 100_000  # longer answers are cut (an "endless" generation)
+MAX_STARTS = 8  # opening brackets tried as the start of the JSON value
+_DECODER = json.JSONDecoder()
 _SAMPLE_KEYS = ("samples", "sample", "num_samples", "n_samples", "n", "k")
 _MODEL_KEYS = ("model", "model_name", "llm", "name")
 
@@ -49,22 +52,49 @@ def extract_json(text: str, counts: Counter) -> object | None:
         counts["truncated_answer"] += 1
         text = text[:MAX_ANSWER_CHARS]
     fenced = re.findall(r"```(?:json)?\s*(.*?)```", text, re.DOTALL)
-    for chunk in [*fenced, text]:
-        chunk = chunk.strip()
-        for candidate in _spans(chunk):
-            try:
-                return json.loads(candidate)
-            except ValueError:
-                pass
-            fixed = _repair(candidate)
-            try:
-                value = json.loads(fixed)
-                counts["json_repaired"] += 1
+    chunks = [c.strip() for c in [*fenced, text]]
+    for chunk in chunks:  # a value holding candidates, from an opening bracket (prose or junk around it)
+        try:
+            return json.loads(chunk)
+        except (ValueError, RecursionError):
+            pass
+        starts = [i for i, ch in enumerate(chunk) if ch in "{["][:MAX_STARTS]
+        for pos in starts:
+            value = _decode(chunk, pos)
+            if _holds_dicts(value):
                 return value
-            except ValueError:
-                continue
+            for fixed in _repair(chunk[pos:]):
+                value = _decode(fixed, 0)
+                if _holds_dicts(value):
+                    counts["json_repaired"] += 1
+                    return value
+    for chunk in chunks:  # any JSON value at all (the caller counts a wrong shape)
+        for candidate in _spans(chunk):
+            for i, fixed in enumerate([candidate, *_repair(candidate)]):
+                try:
+                    value = json.loads(fixed)
+                except (ValueError, RecursionError):
+                    continue
+                if i:
+                    counts["json_repaired"] += 1
+                return value
     counts["no_json"] += 1
     return None
+
+
+_FAILED = object()
+
+
+def _decode(text: str, pos: int) -> object:
+    """The JSON value starting at ``pos`` (whatever follows it ignored), or ``_FAILED``."""
+    try:
+        return _DECODER.raw_decode(text, pos)[0]
+    except (ValueError, RecursionError):
+        return _FAILED
+
+
+def _holds_dicts(value: object) -> bool:
+    return isinstance(value, dict) or (isinstance(value, list) and any(isinstance(v, dict) for v in value))
 
 
 def _spans(text: str) -> list[str]:
@@ -80,8 +110,11 @@ def _spans(text: str) -> list[str]:
     return out
 
 
-def _repair(text: str) -> str:
-    """Common near-JSON: single quotes, Python literals, comments, trailing commas, unclosed brackets."""
+def _repair(text: str) -> list[str]:
+    """Common near-JSON: single quotes, Python literals, comments, trailing commas, unclosed brackets.
+
+    A cut-off answer gives two versions: without the element it was cut in, then closed as is.
+    """
     t = re.sub(r"//[^\n]*", "", text)
     t = re.sub(r"\bTrue\b", "true", re.sub(r"\bFalse\b", "false", re.sub(r"\bNone\b", "null", t)))
     if '"' not in t:
@@ -89,30 +122,52 @@ def _repair(text: str) -> str:
     t = re.sub(r"([{,]\s*)([A-Za-z_][\w.\-]*)\s*:", r'\1"\2":', t)  # bare keys
     t = re.sub(r",\s*([}\]])", r"\1", t)
     t = t.rstrip().rstrip(",")
-    stack = []
+    stack: list[tuple[str, int]] = []  # open brackets and where
+    ends: dict[int, int] = {}  # nesting depth -> where its last complete element ends
     in_str = esc = False
-    for ch in t:
+    for i, ch in enumerate(t):
         if in_str:
-            esc = (ch == "\\") and not esc
-            if ch == '"' and not esc:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
                 in_str = False
             continue
         if ch == '"':
             in_str = True
         elif ch in "{[":
-            stack.append("}" if ch == "{" else "]")
-        elif ch in "}]" and stack:
-            stack.pop()
-    if in_str:
-        t += '"'
-    t = re.sub(r",\s*$", "", t)
-    return t + "".join(reversed(stack))
+            stack.append((ch, i))
+        elif ch in "}]":
+            if stack:
+                stack.pop()
+            ends[len(stack)] = i + 1
+        elif ch == ",":
+            ends[len(stack)] = i
+    if not stack and not in_str:
+        return [t]
+
+    def close(opened: list[tuple[str, int]]) -> str:
+        return "".join("}" if ch == "{" else "]" for ch, _ in reversed(opened))
+
+    plain = re.sub(r",\s*$", "", t + ('"' if in_str else "")) + close(stack)
+    if not stack:
+        return [plain]
+    # drop the element it was cut in: keep the complete elements of the innermost open list (else the outer value)
+    ci = max((j for j, (ch, _) in enumerate(stack) if ch == "["), default=0)
+    end = ends.get(ci + 1, -1)
+    end = end if end > stack[ci][1] else stack[ci][1] + 1
+    dropped = re.sub(r"[\s,]*$", "", t[:end]) + close(stack[: ci + 1])
+    return [dropped, plain] if dropped != plain else [plain]
 
 
 def _candidate_list(value: object, stage_names: list[str], counts: Counter) -> list[dict]:
     """Find the list of candidate dicts in the answer's structure."""
     if isinstance(value, list):
-        return [v for v in value if isinstance(v, dict)]
+        out = [v for v in value if isinstance(v, dict)]
+        if value and not out:
+            counts["bad_structure"] += 1
+        return out
     if not isinstance(value, dict):
         counts["bad_structure"] += 1
         return []
@@ -120,8 +175,10 @@ def _candidate_list(value: object, stage_names: list[str], counts: Counter) -> l
     for key in ("candidates", "trials", "configurations", "configs", "proposals"):
         if isinstance(lowered.get(key), list):
             return [v for v in lowered[key] if isinstance(v, dict)]
-    if any(str(k).lower() in [s.lower() for s in stage_names] for k in value):
-        return [value]  # a single candidate
+    stage_keys = {s.lower() for s in stage_names}
+    stage_keys |= {f"{p}_{i}" for p in ("subtask", "stage") for i in range(1, len(stage_names) + 1)}
+    if any(str(k).lower().replace(" ", "_") in stage_keys for k in value):
+        return [value]  # a single candidate (the paper's form: {"subtask_1": {...}, "subtask_2": {...}})
     inner = [v for v in value.values() if isinstance(v, dict)]
     if inner and all(isinstance(v, dict) for v in value.values()):
         return inner  # {"trial_1": {...}, "trial_2": {...}}
@@ -155,7 +212,7 @@ def _samples(value: object) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return int(round(value))
+        return int(round(value)) if math.isfinite(value) else None
     m = re.search(r"-?\d+(?:\.\d+)?", str(value))
     return int(round(float(m.group()))) if m else None
 
@@ -173,6 +230,8 @@ def parse_trials(text: str, space: SearchSpace, seen: set[Allocation], k: int, f
     counts: Counter = Counter()
     value = extract_json(text, counts)
     if value is None:
+        if not counts["empty_answer"] and not counts["no_json"]:
+            counts["bad_structure"] += 1  # the answer is JSON null
         return ParsedTrials([], counts, "no JSON in the answer")
     names = [s.name for s in space.stages]
     raw = _candidate_list(value, names, counts)
@@ -189,9 +248,9 @@ def parse_trials(text: str, space: SearchSpace, seen: set[Allocation], k: int, f
                 e = {str(x).lower(): y for x, y in entry.items()}
                 model = next((str(e[x]) for x in _MODEL_KEYS if x in e), None)
                 samples = next((_samples(e[x]) for x in _SAMPLE_KEYS if x in e), None)
-            elif isinstance(entry, str) and ":" in entry:
-                model, s = entry.rsplit(":", 1)
-                samples = _samples(s)
+            elif isinstance(entry, str) and entry.strip():  # "MODEL:S", or the model alone
+                model, s = entry.rsplit(":", 1) if ":" in entry else (entry, None)
+                samples = None if s is None else _samples(s)
             if model is None and fallback is not None:
                 counts["missing_stage"] += 1
                 repairs.append(f"stage '{stage.name}' missing: kept {fallback[stage.name][0]}")

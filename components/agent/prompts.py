@@ -128,7 +128,8 @@ def render_guidelines(prompts: PromptSet, task: TaskInfo, space: SearchSpace, hi
     values = common_values(prompts, task, space)
     if initial:
         return prompts.render("initial_guidelines", **values, history=history_text(space, history))
-    old, new = history[: len(history) - recent], history[len(history) - recent :]
+    cut = max(0, len(history) - max(0, recent))  # recent > len(history): all of it is recent
+    old, new = history[:cut], history[cut:]
     return prompts.render("guidelines", **values, old_history=history_text(space, old), recent_history=history_text(space, new))
 
 
