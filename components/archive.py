@@ -118,6 +118,16 @@ class Archive:
     def log_text(self, text: str, path: str) -> None:
         self.client.log_text(self.parent_id, text, path)
 
+    def log_bytes(self, data: bytes, path: str) -> None:
+        """A binary artifact (e.g. a PNG), written through a temporary file."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as d:
+            f = Path(d) / Path(path).name
+            f.write_bytes(data)
+            parent = str(Path(path).parent)
+            self.client.log_artifact(self.parent_id, str(f), None if parent == "." else parent)
+
     def log_dict(self, data: dict, path: str) -> None:
         self.client.log_dict(self.parent_id, data, path)
 

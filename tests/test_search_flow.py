@@ -94,7 +94,11 @@ def test_agent_search_archives_guidelines_and_decision_trace(tmp_path, monkeypat
     assert children[0].data.tags["insight"] == "1" and children[0].data.tags["source"] == "probe"
     assert {c.data.tags["insight"] for c in children[6:]} - {"1"}  # later trials follow Insights 2/3
     arts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"guidelines", "decision_trace.jsonl", "trials.csv", "best_allocation.yaml"} <= arts
+    assert {"guidelines", "decision_trace.jsonl", "trials.csv", "best_allocation.yaml", "plots"} <= arts
+    pngs = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
+    assert pngs == {"plots/best_so_far.png", "plots/score_vs_cost.png"}
+    png = open(client.download_artifacts(parent.info.run_id, "plots/score_vs_cost.png", str(tmp_path)), "rb").read()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
     rounds = [a.path for a in client.list_artifacts(parent.info.run_id, "guidelines")]
     assert rounds and rounds[0] == "guidelines/round_01.md"
     text = open(client.download_artifacts(parent.info.run_id, "guidelines/round_01.md", str(tmp_path))).read()

@@ -22,7 +22,7 @@ def insight1_probes(space: SearchSpace, cap: int = PROBE_CAP) -> list[tuple[Allo
     largest1 = {s.name: space.stage_cost(s.name, s.largest.name, 1) for s in stages}
     smallest1 = {s.name: space.stage_cost(s.name, s.smallest.name, 1) for s in stages}
     out: dict[Allocation, tuple[str, str]] = {}
-    for i, stage in enumerate(stages):
+    for stage in stages:
         others = [s for s in stages if s.name != stage.name]
         b_i = min(largest1[stage.name], budget - sum(smallest1[s.name] for s in others))
         rest = budget - b_i

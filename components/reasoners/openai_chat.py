@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 
 from components.errors import ConfigError
-from components.reasoners.base import AgentView, Reply, ReasonerError
+from components.reasoners.base import AgentView, ReasonerError, Reply
 
 # status codes of a models listing that only mean "this server does not list models"
 _NO_LISTING = (404, 405, 501)

@@ -11,7 +11,7 @@ under ``if __name__ == "__main__":`` (the ``agenttts`` command and pytest alread
 from __future__ import annotations
 
 from components.errors import ConfigError
-from components.reasoners.base import AgentView, Reply, ReasonerError
+from components.reasoners.base import AgentView, ReasonerError, Reply
 
 
 def _short(text: object, limit: int = 300) -> str:
