@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -20,11 +19,8 @@ from components.datasets import (
 )
 from components.errors import DatasetError, UnknownNameError
 from components.metrics import normalize_answer
+from tests.conftest import data_file
 
-DATA = Path(
-    os.environ.get("AGENTTTS_SHARED_DATA")
-    or Path(__file__).resolve().parents[2] / "shared" / "data"
-)
 WIKI, HOTPOT = (
     "2wikimultihopqa/tts_test.json",
     "hotpotqa/hotpot_distractor_hard_100.json",
@@ -33,10 +29,7 @@ GSM8K, CWQ = "gsm8k/test.jsonl", "cwq/data_with_ct_0.json"
 
 
 def _data(rel: str) -> Path:
-    path = DATA / rel
-    if not path.is_file():
-        pytest.skip(f"shared data not available: {path}")
-    return path
+    return data_file(*rel.split("/"))
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -16,18 +15,11 @@ from components.metrics import (
     numeric_match,
     retrieval_prf,
 )
-
-DATA = Path(
-    os.environ.get("AGENTTTS_SHARED_DATA")
-    or Path(__file__).resolve().parents[2] / "shared" / "data"
-)
+from tests.conftest import data_file
 
 
 def _data(rel: str) -> Path:
-    path = DATA / rel
-    if not path.is_file():
-        pytest.skip(f"shared data not available: {path}")
-    return path
+    return data_file(*rel.split("/"))
 
 
 @pytest.fixture(scope="module")
