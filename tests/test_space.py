@@ -111,3 +111,13 @@ def test_default_budget_is_the_papers(compose_cfg):
 
     ctx = build(compose_cfg("task=2wiki"), with_data=False)
     assert ctx.space.budget.kind == "units" and round(ctx.space.budget.value) == 929
+
+
+def test_projection_of_a_three_stage_allocation_over_budget_everywhere():
+    s3 = Stage("test", (Model("a", 3e9), Model("b", 70e9)), 1024, 256, "vote", 1, 100)
+    sp = space(700, (RET, QA, s3))  # the joint option table is large: the chunked path runs
+    a = Allocation.parse("retrieval=Qwen2.5-72B:100 qa=Llama-3.1-70B:100 test=b:100")
+    p = sp.project(a)
+    assert sp.is_feasible(p)
+    # nothing with fewer changed stages fits, so all three change
+    assert sum(x != y for x, y in zip(a.choices, p.choices)) == 3
