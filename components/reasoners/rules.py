@@ -23,6 +23,7 @@ How it proposes (candidates in this order, duplicates and over-budget ones skipp
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 
@@ -32,7 +33,8 @@ from components.pipeline import TrialResult
 from components.reasoners.base import AgentView, Reply
 from components.space import Allocation, SearchSpace
 
-LADDER = (1, 2, 3, 5, 8, 12, 18, 27, 40, 60, 80, 100)
+COARSE = (1, 3, 10, 30, 100)
+LADDER = (1, 2, 3, 5, 7, 10, 14, 20, 30, 45, 65, 100)
 
 
 def best_of(history: list[TrialResult]) -> TrialResult | None:
@@ -136,35 +138,58 @@ class RulesReasoner:
             a = a.replace(s, samples=max(1, n // 2))
         return a if space.is_feasible(a) else None
 
-    def _ladder(self, view: AgentView, anchor: Allocation) -> list[_Candidate]:
-        """Insight 2: the next sample counts to try per stage, around the best trial."""
-        out = []
-        for stage in view.space.stages:
-            model, s_best = anchor[stage.name]
-            room = self._room(view.space, anchor, stage.name, model)
-            pts = sorted({p for p in LADDER if stage.min_samples <= p <= min(room, stage.max_samples)} | {min(room, stage.max_samples)})
-            tried = self.curve(view, anchor, stage.name)
-            best_s = max(tried, key=lambda s: (tried[s], -s)) if tried else s_best
-            higher = [p for p in pts if p > best_s]
-            lower = [p for p in pts if p < best_s]
-            steps = []
-            rising = not any(s > best_s for s in tried)
-            falling = not any(s < best_s for s in tried)
-            if higher and rising:
-                steps.append((higher[0], f"the score of {stage.name} still rises up to {best_s} samples: try {higher[0]}"))
-            if lower and falling:
-                steps.append((lower[-1], f"{best_s} samples is the fewest tried on {stage.name}: try {lower[-1]} to find where gains stop"))
-            # bisect towards the better neighbour once both sides are known
-            above = min((s for s in tried if s > best_s), default=None)
-            below = max((s for s in tried if s < best_s), default=None)
-            for nb in sorted([x for x in (above, below) if x is not None], key=lambda x: -tried[x]):
+    def _lane(self, view: AgentView, anchor: Allocation, stage, model: str) -> list[_Candidate]:
+        """Insight 2 for one (stage, model) with the other stages as in ``anchor``, coarse to fine.
+
+        First the coarse ladder (×3 steps: 1, 3, 10, 30, 100, and the most the budget allows),
+        nearest to the best count first; then the finer ladder between the best count's coarse
+        neighbours; then bisection towards the better neighbour while the gap is over 15%.
+        """
+        top = min(self._room(view.space, anchor, stage.name, model), stage.max_samples)
+        if top < stage.min_samples:
+            return []
+        base = anchor.replace(stage.name, model=model, samples=min(top, anchor[stage.name][1]))
+        tried = self.curve(view, base, stage.name)
+        if tried:
+            best_s = max(tried, key=lambda s: (tried[s], -s))
+        else:
+            best_s = base[stage.name][1]
+        dist = lambda p: abs(np.log(p / best_s))  # noqa: E731
+        coarse = sorted({p for p in COARSE if stage.min_samples <= p <= top} | {top}, key=dist)
+        todo = [(p, f"coarse scan of {stage.name} with {model}: try {p} samples (best so far {best_s})") for p in coarse if p not in tried]
+        if not todo:
+            below = max((p for p in coarse if p < best_s), default=stage.min_samples)
+            above = min((p for p in coarse if p > best_s), default=top)
+            fine = sorted((p for p in LADDER if below < p < above and p <= top), key=dist)
+            todo = [(p, f"{stage.name} with {model} peaks near {best_s} samples: try {p}") for p in fine if p not in tried]
+        if not todo:
+            nbs = [x for x in (max((s for s in tried if s < best_s), default=None), min((s for s in tried if s > best_s), default=None)) if x]
+            for nb in sorted(nbs, key=lambda x: -tried[x]):
                 mid = int(round((best_s * nb) ** 0.5))
-                if mid not in (best_s, nb):
-                    steps.append((mid, f"the plateau of {stage.name} lies between {min(best_s, nb)} and {max(best_s, nb)} samples: try {mid}"))
-            for n, why in steps:
-                if n != s_best:
-                    out.append(_Candidate(anchor.replace(stage.name, samples=n), "2", why))
-        return out
+                if max(nb, best_s) / min(nb, best_s) > 1.15 and mid not in tried:
+                    todo.append((mid, f"the plateau of {stage.name} with {model} lies between {min(best_s, nb)} and {max(best_s, nb)} samples: try {mid}"))
+        return [_Candidate(base.replace(stage.name, samples=n), "2", why) for n, why in todo]
+
+    def _ladder(self, view: AgentView, anchor: Allocation) -> list[_Candidate]:
+        """Insight 2 on every stage's current model, interleaved across stages."""
+        lanes = [self._lane(view, anchor, st, anchor[st.name][0]) for st in view.space.stages]
+        return [c for group in itertools.zip_longest(*lanes) for c in group if c is not None]
+
+    def _runner_up(self, view: AgentView, anchor: Allocation) -> list[_Candidate]:
+        """Insight 1 revisited: a stage's second model may win at another sample count (a small
+        model peaks earlier than the probe's equal-budget count), so its sample count is scanned too."""
+        lanes = []
+        for st in view.space.stages:
+            current = anchor[st.name][0]
+            scores: dict[str, float] = {}
+            for r in view.history:
+                m = r.allocation[st.name][0]
+                if m != current:
+                    scores[m] = max(scores.get(m, float("-inf")), r.score)
+            if scores:
+                m = max(scores, key=lambda x: (scores[x], -st.model(x).params))
+                lanes.append(self._lane(view, anchor, st, m))
+        return [c for group in itertools.zip_longest(*lanes) for c in group if c is not None]
 
     def _rebalance(self, view: AgentView, anchor: Allocation) -> list[_Candidate]:
         """Insight 3: take budget from one stage and spend it on another's samples."""
@@ -219,9 +244,9 @@ class RulesReasoner:
 
     # -- the two answers -------------------------------------------------------------------------
     def _stalled(self, view: AgentView) -> bool:
-        """No improvement by the most recent batch of trials."""
+        """No improvement by the most recent batch of trials (never right after the probes)."""
         k = max(1, view.k)
-        if len(view.history) <= k:
+        if view.round <= 1 or len(view.history) <= k:
             return False
         before = max(r.score for r in view.history[:-k])
         return max(r.score for r in view.history[-k:]) <= before
@@ -236,9 +261,12 @@ class RulesReasoner:
         prefs = self.preferred_models(view)
         first = self._combine_preferred(view, prefs) if view.round == 1 else []
         ladder, rebalance = self._ladder(view, anchor), self._rebalance(view, anchor)
+        runner_up = self._runner_up(view, anchor)
         explore = self._explore(view, anchor, rng)
-        # interleave Insight 2 and 3 so one batch tests both the plateau and the balance
-        mixed = [c for pair in zip(ladder, rebalance) for c in pair] + ladder[len(rebalance):] + rebalance[len(ladder):]
+        # interleave Insight 2 (current and runner-up models) and Insight 3, so one batch tests the
+        # plateau, the model choice and the balance
+        groups = itertools.zip_longest(ladder, runner_up, rebalance)
+        mixed = [c for group in groups for c in group if c is not None]
         return first + (explore[:2] if self._stalled(view) else []) + mixed + explore
 
     def trials(self, view: AgentView) -> str:

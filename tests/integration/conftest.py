@@ -37,6 +37,7 @@ _vllm_error: list[str] = []
 def require_vllm() -> None:
     """Skip (with the reason) when vllm does not import; imports it once per session."""
     if not _vllm_error:
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # in-process engines: quiet (read at import)
         try:
             import vllm  # noqa: F401
 
@@ -123,7 +124,7 @@ def vllm_server(tiny_model_dir, tmp_path_factory):
     ]  # fmt: skip
     t = time.perf_counter()
     with open(log, "wb") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **ENGINE_ENV}, start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **ENGINE_ENV, "VLLM_LOGGING_LEVEL": "INFO"}, start_new_session=True)
     server = Server(f"http://127.0.0.1:{port}/v1", "tiny-llama", proc, log, 0.0)
     try:
         while True:
