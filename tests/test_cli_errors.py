@@ -101,3 +101,12 @@ def test_prompt_file_missing_a_placeholder(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "trials.txt" in err and "$history" in err
     assert not (tmp_path / "mlruns").exists()
+
+
+def test_reasoner_endpoint_down_stops_before_any_trial(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = ["search", "reasoner=openai", "reasoner.base_url=http://127.0.0.1:9/v1", "reasoner.model=x"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "http://127.0.0.1:9/v1" in err
+    assert not (tmp_path / "mlruns").exists()
