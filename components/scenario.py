@@ -10,6 +10,9 @@ Schema (every field is required unless a default is given; unknown keys are erro
     version: int               # >= 1; bump it when behaviour changes (it is part of archive tags)
     description: str           # free text
     seed: int                  # >= 0, the world seed: same seed, same simulated world
+    budget_units: float        # optional, > 0 (at most 1e9): the scenario's default budget per question
+                               # in the paper's units; default none = the paper's default, one sample
+                               # of the largest model per stage (budget.units etc. still override it)
     stages:                    # non-empty list, in pipeline order; stage names unique
       - name: str              # non-empty
         kind: select | answer  # select: picks candidate ids; answer: writes an answer string
@@ -144,6 +147,7 @@ class Scenario:
     description: str
     seed: int
     stages: tuple[ScenarioStage, ...]
+    budget_units: float | None = None  # the default budget in units; None: the paper's default
 
     def stage(self, name: str) -> ScenarioStage:
         for s in self.stages:
@@ -239,7 +243,7 @@ class _Checker:
         return value
 
 
-_TOP = ("name", "version", "description", "seed", "stages")
+_TOP = ("name", "version", "description", "seed", "budget_units", "stages")
 _STAGE = ("name", "kind", "fusion", "prompt_tokens", "output_tokens", "samples", "models")
 _MODEL = ("name", "params", "price_per_mtok")
 
@@ -356,4 +360,11 @@ def load_scenario(source: str | Path | Mapping, origin: str | None = None) -> Sc
         description=c.string(top, "description", "", allow_empty=True),
         seed=c.integer(top, "seed", "", 0, 2**63 - 1),
         stages=tuple(stages),
+        budget_units=_budget_units(c, top),
     )
+
+
+def _budget_units(c: _Checker, top: dict) -> float | None:
+    if top.get("budget_units") is None:
+        return None
+    return c.number(top, "budget_units", "", (0.0, 1e9, False, True))

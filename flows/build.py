@@ -6,6 +6,7 @@ input fails in about a second, before any run is created or any sample generated
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,12 +103,15 @@ def default_budget_units(stages: list[Stage], cost: CostModel) -> float:
     return sum(cost.stage_cost(s.name, s.largest.name, 1).units for s in stages)
 
 
-def make_budget(cfg: dict, stages: list[Stage], cost: CostModel) -> Budget:
+def make_budget(cfg: dict, stages: list[Stage], cost: CostModel, scenario: Scenario | None = None) -> Budget:
+    """The configured budget; none given: the scenario's ``budget_units``, else the paper's default."""
     b = cfg.get("budget") or {}
     given = {k: b.get(k) for k in ("units", "flops", "usd") if b.get(k) is not None}
     if len(given) > 1:
         raise ConfigError(f"give the budget in one kind only, got {sorted(given)} (budget.units, budget.flops or budget.usd)")
     if not given:
+        if scenario is not None and scenario.budget_units is not None:
+            return Budget("units", scenario.budget_units)
         return Budget("units", round(default_budget_units(stages, cost), 6))
     kind, value = next(iter(given.items()))
     try:
@@ -190,7 +194,7 @@ def build(cfg: dict, with_data: bool = True) -> Context:
         stages = stages_from_task(cfg["task"], cfg.get("models") or {})
     c = cfg.get("cost") or {}
     cost = CostModel(stages, count_fusion=bool(c.get("count_fusion", False)), prefix_sharing=bool(c.get("prefix_sharing", True)))
-    space = SearchSpace(stages, make_budget(cfg, stages, cost), cost)
+    space = SearchSpace(stages, make_budget(cfg, stages, cost, scenario), cost)
     space.check_budget()
     name = cfg["searcher"]["name"]
     if name not in SEARCHERS:
@@ -216,11 +220,15 @@ PROMPTS_DIR = Path(__file__).resolve().parent.parent / "conf" / "prompts"
 
 
 def make_searcher(cfg: dict, n_questions: int = 50, check: bool = True):
-    """The configured searcher; for agenttts its prompts are validated and its reasoner checked."""
+    """The configured searcher; for agenttts and the LLM baselines their prompts are validated and their reasoner checked."""
     s = cfg["searcher"]
     seed = int(cfg.get("seed", 0))
+    if s["name"] in ("llm_zs", "mlcopilot", "agenthpo"):
+        return make_llm_baseline(cfg, n_questions, check)
     if s["name"] != "agenttts":
-        return SEARCHERS[s["name"]](seed=seed)
+        cls = SEARCHERS[s["name"]]
+        accepted = inspect.signature(cls).parameters  # other searcher.* keys are passed when accepted
+        return cls(seed=seed, **{k: v for k, v in s.items() if k in accepted and k not in ("name", "seed")})
     from components.agent.prompts import PromptSet, TaskInfo
     from components.reasoners import make_reasoner
     from components.searchers.agenttts import AgentTTSSearcher
@@ -232,3 +240,30 @@ def make_searcher(cfg: dict, n_questions: int = 50, check: bool = True):
     t = cfg["task"]
     info = TaskInfo(t["name"], t.get("description", ""), tuple(t.get("metrics") or [t["metric"]]), t["metric"])
     return AgentTTSSearcher(reasoner, prompts, info, n_questions=n_questions, seed=seed, probes=bool(s.get("probes", True)))
+
+
+def make_llm_baseline(cfg: dict, n_questions: int = 50, check: bool = True):
+    """An LLM baseline (llm_zs, mlcopilot, agenthpo): refused without an LLM reasoner; prompts,
+    mlcopilot's prior history and the reasoner are checked here, before any trial."""
+    from components.agent.prompts import TaskInfo
+    from components.reasoners import make_reasoner
+    from components.searchers.llm_baselines import LLM_BASELINES, PriorHistory, llm_required_message
+
+    s = cfg["searcher"]
+    name, seed = s["name"], int(cfg.get("seed", 0))
+    reasoner = make_reasoner(cfg["reasoner"])
+    if not reasoner.is_llm:  # no rules fallback: these are LLM methods by definition
+        raise ConfigError(llm_required_message(name))
+    cls = LLM_BASELINES[name]
+    prompts = cls.load_prompts(s.get("prompts_dir"))
+    extra: dict = {}
+    if name == "llm_zs":
+        extra["max_asks"] = int(s.get("max_asks", 3))
+    elif name == "mlcopilot":
+        extra["prior"] = PriorHistory.load(s.get("prior_history"))
+        extra["prior_max_rows"] = int(s.get("prior_max_rows", 50))
+    if check:
+        reasoner.check()  # an unreachable endpoint stops here, before any trial
+    t = cfg["task"]
+    info = TaskInfo(t["name"], t.get("description", ""), tuple(t.get("metrics") or [t["metric"]]), t["metric"])
+    return cls(reasoner, prompts, info, n_questions=n_questions, seed=seed, **extra)

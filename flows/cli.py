@@ -4,6 +4,7 @@
     agenttts cost   allocation.STAGE=MODEL:S ...   price one allocation
     agenttts space  [KEY=VALUE ...]          size of the feasible space and its extremes
     agenttts config [KEY=VALUE ...]          print the composed config
+    agenttts bench  [scenarios=[..]] [searchers=[..]] [seeds=N] [trials=N]   the search-efficiency benchmark
 
 Configs are composed with Hydra's compose API (``@hydra.main`` cannot sit under subcommands), so
 nothing changes directory and no ``outputs/`` folder appears. Bad input is reported as one line
@@ -21,7 +22,7 @@ import time
 from pathlib import Path
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-COMMANDS = ("search", "cost", "space", "config")
+COMMANDS = ("search", "cost", "space", "config", "bench")
 
 
 def _prefect_env(cfg: dict) -> None:
@@ -143,21 +144,36 @@ def cmd_search(cfg: dict) -> int:
     return 0
 
 
+def cmd_bench(cfg: dict) -> int:
+    from flows.build import build
+
+    build({**cfg, "searcher": {"name": "random"}}, with_data=False)  # the shared keys are valid
+    _prefect_env(cfg)
+    from flows.bench import run_bench
+
+    out = run_bench(cfg, progress=lambda m: print(m, flush=True))
+    print((out / "summary.md").read_text())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="agenttts", description="Compute-optimal test-time scaling for multi-stage LLM pipelines.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, text in [("search", "run a search"), ("cost", "price an allocation"), ("space", "describe the search space"), ("config", "print the composed config")]:
+    for name, text in [("search", "run a search"), ("cost", "price an allocation"), ("space", "describe the search space"),
+                       ("config", "print the composed config"), ("bench", "benchmark searchers on simulated scenarios")]:
         p = sub.add_parser(name, help=text)
         p.add_argument("-m", "--multirun", action="store_true", help="expand comma-separated overrides into several jobs")
         p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. task=2wiki budget.units=900")
     args = parser.parse_args(argv)
     jobs = expand_sweeps(args.overrides) if args.multirun else [args.overrides]
-    run = {"search": cmd_search, "cost": cmd_cost, "space": cmd_space, "config": None}[args.command]
+    run = {"search": cmd_search, "cost": cmd_cost, "space": cmd_space, "config": None, "bench": cmd_bench}[args.command]
     try:
         for n, overrides in enumerate(jobs):
             if len(jobs) > 1:
                 print(f"[job {n + 1}/{len(jobs)}] {' '.join(overrides)}", flush=True)
             cfg = compose(overrides)
+            cfg["cli_overrides"] = list(overrides)
+            cfg["command_line"] = " ".join(["agenttts", args.command, *overrides])
             if run is None:
                 import yaml
 

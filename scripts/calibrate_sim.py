@@ -143,13 +143,18 @@ def calibrate(scenario: Scenario, items, budgets=None) -> str:
         out.append(f"\n**{first.name}: retrieval F1 (id_vote) by samples**\n")
         cur = curves(runner, (), first, SELECT_S)
         out.append(table(["model"] + [f"S={s}" for s in SELECT_S], [[m] + list(v.values()) for m, v in cur.items()]))
-    for prev, stage in zip((None,) + scenario.stages[:-1], scenario.stages, strict=True):
+    for k, stage in enumerate(scenario.stages):
         if stage.kind != "answer":
             continue
+        prev = scenario.stages[k - 1] if k else None
+        # stages before the previous one: their largest model, one sample (a 3-stage chain needs them)
+        head = tuple((st.name, by_size(st, descending=True)[0], 1) for st in scenario.stages[: max(k - 1, 0)])
         uppers = [None] if prev is None else by_size(prev, descending=True)
         for up in uppers:
-            prefix = () if up is None else ((prev.name, up, 1),)
-            cond = "" if up is None else f" under {prev.name} {up}×1 (F1 {runner.score(prefix):.2f})"
+            prefix = () if up is None else head + ((prev.name, up, 1),)
+            upper = " → ".join(f"{n} {m}×{s}" for n, m, s in prefix)
+            what = "F1" if prev is not None and prev.kind == "select" else "EM"
+            cond = "" if up is None else f" under {upper} ({what} {runner.score(prefix):.2f})"
             out.append(f"\n**{stage.name}: EM ({stage.fusion} fusion) by samples{cond}**\n")
             cur = curves(runner, prefix, stage, ANSWER_S)
             rows = [[m] + list(v.values()) for m, v in cur.items()]

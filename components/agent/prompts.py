@@ -49,19 +49,21 @@ class TaskInfo:
 
 
 class PromptSet:
-    """The five prompt files of a folder, validated.
+    """The prompt files of a folder, validated (by default the agent's five files).
 
     Args:
         folder: where the files are.
+        files: file name (without ``.txt``) → its required placeholders, which are also the only ones
+            allowed; default ``REQUIRED`` (the agent's five files). The LLM baselines pass their own.
 
     Raises:
         ConfigError: a file is missing, or lacks a required placeholder, or uses an unknown one.
     """
 
-    def __init__(self, folder: str | Path):
+    def __init__(self, folder: str | Path, files: dict[str, tuple[str, ...]] | None = None):
         self.folder = Path(folder)
         self.templates: dict[str, Template] = {}
-        for name, required in REQUIRED.items():
+        for name, required in (REQUIRED if files is None else files).items():
             path = self.folder / f"{name}.txt"
             if not path.exists():
                 raise ConfigError(f"prompt file missing: {path}")

@@ -155,8 +155,19 @@ class RulesReasoner:
         else:
             best_s = base[stage.name][1]
         dist = lambda p: abs(np.log(p / best_s))  # noqa: E731
+        best_v, noise = tried.get(best_s, float("-inf")), self.noise(view)
+
+        def beyond_a_drop(p: int) -> bool:
+            # the curve is unimodal up to noise: past a clearly worse count, farther ones are worse too
+            between = [t for t in tried if min(p, best_s) < t < max(p, best_s)]
+            return any(tried[t] < best_v - noise for t in between)
+
         coarse = sorted({p for p in COARSE if stage.min_samples <= p <= top} | {top}, key=dist)
-        todo = [(p, f"coarse scan of {stage.name} with {model}: try {p} samples (best so far {best_s})") for p in coarse if p not in tried]
+        todo = [
+            (p, f"coarse scan of {stage.name} with {model}: try {p} samples (best so far {best_s})")
+            for p in coarse
+            if p not in tried and not beyond_a_drop(p)
+        ]
         if not todo:
             below = max((p for p in coarse if p < best_s), default=stage.min_samples)
             above = min((p for p in coarse if p > best_s), default=top)
@@ -188,7 +199,9 @@ class RulesReasoner:
                     scores[m] = max(scores.get(m, float("-inf")), r.score)
             if scores:
                 m = max(scores, key=lambda x: (scores[x], -st.model(x).params))
-                lanes.append(self._lane(view, anchor, st, m))
+                # only a close runner-up is worth a sample scan (within two noise levels)
+                if scores[m] >= best_of(view.history).score - 2 * self.noise(view):
+                    lanes.append(self._lane(view, anchor, st, m))
         return [c for group in itertools.zip_longest(*lanes) for c in group if c is not None]
 
     def _rebalance(self, view: AgentView, anchor: Allocation) -> list[_Candidate]:
@@ -267,7 +280,7 @@ class RulesReasoner:
         # plateau, the model choice and the balance
         groups = itertools.zip_longest(ladder, runner_up, rebalance)
         mixed = [c for group in groups for c in group if c is not None]
-        return first + (explore[:2] if self._stalled(view) else []) + mixed + explore
+        return first + (explore[:1] if self._stalled(view) else []) + mixed + explore
 
     def trials(self, view: AgentView) -> str:
         seen = {r.allocation for r in view.history}

@@ -1,0 +1,245 @@
+"""Optuna baselines (TPE and GP) behind the Searcher protocol, by ask-and-tell with a hard budget check.
+
+One in-memory study per searcher, maximizing the score. Each stage gives two parameters,
+``<stage>.model`` (categorical over the stage's models) and ``<stage>.samples`` (int over the
+stage's fixed ``[min_samples, max_samples]``), so the search space never changes and GPSampler
+models every parameter.
+
+Optuna has no hard constraints, so the budget is enforced here (``stack-idioms.md`` §6):
+
+- every asked trial gets ``trial.set_constraint("budget", cost - budget)`` (feasible ones too: GP
+  needs the same constraints on every trial);
+- an infeasible ask is never evaluated: it is told COMPLETE at once with a placeholder worst value
+  and the searcher asks again (never FAIL or PRUNED: GPSampler ignores those and would keep
+  proposing infeasible allocations);
+- an ask that repeats an evaluated allocation is told its known score at once, and asked again;
+- feasible new asks stay RUNNING (pending) until ``observe`` tells their scores.
+
+``observe`` also ingests results the searcher did not propose (a shared initial design, say) with
+``study.add_trial(create_trial(..., constraints={"budget": ...}))``; Optuna 5 stores that, like
+``set_constraint``, as the system attribute ``"constraints:budget"``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import time
+import warnings
+from collections import Counter
+
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
+from optuna.trial import Trial, TrialState, create_trial
+
+from components.errors import AllocationError, ConfigError
+from components.pipeline import TrialResult
+from components.searchers.base import Proposal
+from components.space import Allocation, SearchSpace
+
+optuna.logging.set_verbosity(logging.WARNING)  # no per-trial INFO lines
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning, module=r"optuna(\.|$)")
+
+CONSTRAINT = "budget"
+
+
+class OptunaSearcher:
+    """Shared ask-and-tell machinery; subclasses choose the sampler.
+
+    Args:
+        seed: the sampler's seed (same seed and same results give the same proposals).
+        n_startup_trials: random trials before the sampler's model is used (Optuna's default 10).
+        max_asks_per_proposal: at most this many asks per requested proposal (infeasible and
+            duplicate asks count); when exhausted, ``propose`` returns fewer proposals.
+    """
+
+    name = "optuna"
+    label = "Optuna"
+
+    def __init__(self, seed: int = 0, n_startup_trials: int = 10, max_asks_per_proposal: int = 50):
+        self.seed = int(seed)
+        self.n_startup_trials = int(n_startup_trials)
+        self.max_asks_per_proposal = int(max_asks_per_proposal)
+        if self.n_startup_trials < 0 or self.max_asks_per_proposal < 1:
+            raise ConfigError(
+                f"{self.name}: n_startup_trials must be >= 0 and max_asks_per_proposal >= 1, "
+                f"got {n_startup_trials} and {max_asks_per_proposal}"
+            )
+        self.study: optuna.Study | None = None
+        self.space: SearchSpace | None = None
+        self.counts: Counter = Counter()
+        self.ask_seconds: list[float] = []  # wall time of every study.ask (suggestions included)
+        self._dists: dict[str, BaseDistribution] = {}
+        self._known: dict[Allocation, float | None] = {}  # evaluated allocation -> score (None: failed)
+        self._pending: dict[Allocation, list[Trial]] = {}  # proposed, not yet observed
+        self._backlog: list[TrialResult] = []  # observed before the study existed
+
+    # -- the sampler -----------------------------------------------------------------------------
+    def make_sampler(self) -> optuna.samplers.BaseSampler:
+        raise NotImplementedError
+
+    # -- study and parameters --------------------------------------------------------------------
+    def _setup(self, space: SearchSpace) -> None:
+        if self.study is not None:
+            if space is not self.space and [s.name for s in space.stages] != [s.name for s in self.space.stages]:
+                raise ConfigError(f"{self.name}: the search space changed between rounds")
+            self.space = space
+            return
+        self.space = space
+        for s in space.stages:
+            self._dists[f"{s.name}.model"] = CategoricalDistribution(tuple(m.name for m in s.models))
+            self._dists[f"{s.name}.samples"] = IntDistribution(s.min_samples, s.max_samples)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self.study = optuna.create_study(direction="maximize", sampler=self.make_sampler())
+        backlog, self._backlog = self._backlog, []
+        for r in backlog:
+            self._ingest(r)
+
+    def _allocation(self, params: dict) -> Allocation:
+        return Allocation(
+            tuple((s.name, params[f"{s.name}.model"], int(params[f"{s.name}.samples"])) for s in self.space.stages)
+        )
+
+    def _params(self, a: Allocation) -> dict:
+        out = {}
+        for s in self.space.stages:
+            model, samples = a[s.name]
+            out[f"{s.name}.model"] = model
+            out[f"{s.name}.samples"] = samples
+        return out
+
+    def _violation(self, a: Allocation) -> float:
+        """cost − budget; ≤ 0 exactly when the space calls the allocation feasible (tolerance included)."""
+        v = float(self.space.cost(a) - self.space.budget.value)
+        return min(v, 0.0) if self.space.is_feasible(a) else max(v, 1e-12)
+
+    def _placeholder(self) -> float:
+        """The worst value told for infeasible asks: 0.0, or the lowest score seen if below it."""
+        return min([0.0, *(v for v in self._known.values() if v is not None)])
+
+    # -- telling ---------------------------------------------------------------------------------
+    def _ingest(self, r: TrialResult) -> None:
+        """Tell a result: to its pending trial(s) if proposed here, else as a new (foreign) trial."""
+        if self.study is None:
+            self._backlog.append(r)
+            return
+        a = r.allocation
+        score = float(r.score) if r.status == "ok" else None
+        trials = self._pending.pop(a, [])
+        if trials:
+            for t in trials:
+                self._tell(t, score)
+            self._known[a] = score
+            return
+        if a in self._known:
+            return
+        try:
+            a = self.space.validate(a)
+        except AllocationError:
+            self.counts["foreign_skipped"] += 1
+            return
+        self._known[a] = score
+        if score is None:
+            self.counts["foreign_failed"] += 1
+            return  # a failed trial teaches neither sampler anything
+        self.study.add_trial(
+            create_trial(
+                params=self._params(a),
+                distributions=dict(self._dists),
+                value=score,
+                constraints={CONSTRAINT: self._violation(a)},
+                user_attrs={"source": "observed", "allocation": a.key},
+            )
+        )
+        self.counts["foreign_ingested"] += 1
+
+    def _tell(self, t: Trial, score: float | None) -> None:
+        if score is None:
+            self.study.tell(t, state=TrialState.FAIL)
+        else:
+            self.study.tell(t, score)
+
+    # -- Searcher protocol -----------------------------------------------------------------------
+    def propose(self, space: SearchSpace, history: list[TrialResult], k: int) -> list[Proposal]:
+        self._setup(space)
+        for r in history:  # results the caller evaluated but did not pass to observe
+            if r.allocation not in self._known:
+                self._ingest(r)
+        for trials in self._pending.values():  # proposed earlier, never evaluated
+            for t in trials:
+                self.study.tell(t, state=TrialState.FAIL)
+                self.counts["pending_dropped"] += 1
+        self._pending.clear()
+        out: list[Proposal] = []
+        asks = 0
+        while len(out) < k and asks < self.max_asks_per_proposal * k:
+            if len(self._known) + len(out) >= space.size:
+                break  # every feasible allocation is evaluated or proposed
+            asks += 1
+            n_before = len(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+            t0 = time.perf_counter()
+            trial = self.study.ask(self._dists)
+            self.ask_seconds.append(time.perf_counter() - t0)
+            self.counts["asked"] += 1
+            a = self._allocation(trial.params)
+            viol = self._violation(a)
+            trial.set_constraint(CONSTRAINT, viol)
+            if viol > 0:
+                self.counts["infeasible_asked"] += 1
+                self.study.tell(trial, self._placeholder())
+            elif a in self._known:
+                self.counts["duplicate_asked"] += 1
+                self._tell(trial, self._known[a])
+            elif a in self._pending:  # asked again within this batch: told with the same score later
+                self.counts["duplicate_asked"] += 1
+                self._pending[a].append(trial)
+            else:
+                self._pending[a] = [trial]
+                phase = "random startup" if n_before < self.n_startup_trials else "model-based"
+                out.append(
+                    Proposal(
+                        a,
+                        f"{self.label} {phase} proposal (Optuna trial {trial.number}, "
+                        f"{space.cost(a):.0f}/{space.budget.value:.0f} {space.budget.kind})",
+                        trace={"source": self.name, "optuna_trial": trial.number, "phase": phase, "asks": asks},
+                    )
+                )
+        if len(out) < k:
+            self.counts["short_batches"] += 1
+        return out
+
+    def observe(self, results: list[TrialResult]) -> None:
+        for r in results:
+            self._ingest(r)
+
+
+class TPESearcher(OptunaSearcher):
+    """Optuna's TPESampler (v5 defaults: multivariate, constant liar), budget as a constraint.
+
+    >>> from components.space import Budget, Model, SearchSpace, Stage
+    >>> sp = SearchSpace([Stage("qa", (Model("m", 3e9),), 256, 64)], Budget("units", 10))
+    >>> [sp.is_feasible(p.allocation) for p in TPESearcher(seed=0).propose(sp, [], 3)]
+    [True, True, True]
+    """
+
+    name = "optuna_tpe"
+    label = "TPE"
+
+    def make_sampler(self) -> optuna.samplers.BaseSampler:
+        return optuna.samplers.TPESampler(seed=self.seed, n_startup_trials=self.n_startup_trials)
+
+
+class GPSearcher(OptunaSearcher):
+    """Optuna's GPSampler (constrained log-EI; qLogCEI while trials are pending). Needs torch."""
+
+    name = "optuna_gp"
+    label = "GP"
+
+    def __init__(self, seed: int = 0, n_startup_trials: int = 10, max_asks_per_proposal: int = 50):
+        if importlib.util.find_spec("torch") is None:
+            raise ConfigError("optuna_gp needs torch: pip install '.[gp]'")
+        super().__init__(seed, n_startup_trials, max_asks_per_proposal)
+
+    def make_sampler(self) -> optuna.samplers.BaseSampler:
+        return optuna.samplers.GPSampler(seed=self.seed, n_startup_trials=self.n_startup_trials)

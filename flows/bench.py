@@ -1,0 +1,294 @@
+"""``agenttts bench``: scenarios × searchers × seeds × trials → bench.csv, summary.md, plots, MLflow.
+
+Searches run in-process (no per-trial Prefect tasks or MLflow child runs, so orchestration does not
+dominate), in parallel worker processes over (scenario, seed) jobs; each search is one MLflow run
+with its trials table as an artifact. The grid oracle is computed through the Environment and cached
+on disk; a scenario whose space is larger than ``bench.oracle_max_space`` gets no oracle columns.
+Everything here runs on the simulator: every number is SIMULATED.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import yaml
+
+from components.errors import ConfigError, UnknownNameError
+from flows.cli import CONF_DIR, compose
+
+LLM_FREE = ("agenttts", "random", "optuna_tpe", "optuna_gp")
+# keys the bench sets per job; every other command-line override applies to all jobs
+OWN_KEYS = {"scenarios", "searchers", "seeds", "trials", "task", "scenario", "scenario.seed", "seed", "searcher", "data.seed", "data.path"}
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def public_scenarios() -> list[str]:
+    """Scenario files shipped in conf/scenario (pure aliases such as synthetic.yaml excluded)."""
+    out = []
+    for p in sorted((CONF_DIR / "scenario").glob("*.yaml")):
+        raw = yaml.safe_load(p.read_text()) or {}
+        if "name" in raw:
+            out.append(p.stem)
+    return out
+
+
+def task_for(scenario: dict, data_paths: dict) -> tuple[str, list[str]]:
+    """The shipped task whose stages match the scenario's (synthetic data preferred), and its data override."""
+    want = [(s["name"], s["kind"]) for s in scenario["stages"]]
+    found = []
+    for p in sorted((CONF_DIR / "task").glob("*.yaml")):
+        t = yaml.safe_load(p.read_text())
+        if [(s["name"], s["kind"]) for s in t["stages"]] == want:
+            # synthetic data first (no file needed), then the task named like the scenario, then the default
+            rank = (t["data"]["format"] != "synthetic", p.stem != scenario["name"], p.stem != "synthetic")
+            found.append((rank, p.stem, t["data"]["format"]))
+    if not found:
+        raise ConfigError(f"no task in conf/task has the stages {want} of scenario '{scenario['name']}'; add one (see README)")
+    _, name, fmt = min(found)
+    if fmt == "synthetic":
+        return name, []
+    path = data_paths.get(name)
+    if not path or not Path(path).exists():
+        raise ConfigError(f"scenario '{scenario['name']}' needs task '{name}', which reads a {fmt} file: set bench.data_paths.{name}=FILE")
+    return name, [f"data.path={path}"]
+
+
+def _job(job: dict) -> list[dict]:
+    """One (scenario, seed): oracle, then every searcher. Runs in a worker process."""
+    from components.bank import SampleBank
+    from components.bench import SearchRun, run_search, timed
+    from flows.build import build, make_searcher
+
+    ov = job["overrides"]
+    ctx = build(compose(ov))
+    n = len(ctx.train)
+    oracle, oracle_alloc, oracle_s = None, None, None
+    if ctx.space.size <= job["oracle_max_space"]:
+        cache = Path(job["cache"]) / f"{job['key']}.json"
+        if cache.exists():
+            hit = json.loads(cache.read_text())
+            oracle, oracle_alloc, oracle_s = hit["oracle"], hit["allocation"], hit["seconds"]
+        else:
+            grid, oracle_s = timed(ctx.environment(bank=SampleBank(None)).evaluate, ctx.space.enumerate())
+            top = max(grid, key=lambda r: (r.score, -r.cost.units))
+            oracle, oracle_alloc = top.score, str(top.allocation)
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps({"oracle": oracle, "allocation": oracle_alloc, "seconds": oracle_s}))
+    out = []
+    for name in job["searchers"]:
+        cfg = compose([*ov, f"searcher={name}", f"seed={job['seed']}"])
+        searcher = make_searcher(cfg, n)
+        env = ctx.environment(bank=SampleBank(None))
+        history, wall = timed(run_search, ctx.space, env, searcher, job["trials"], int(cfg["searcher"].get("batch_size") or 10), job["initial_design"])
+        run = SearchRun(job["scenario"], name, job["seed"], history, n, oracle, wall, env.bank.generated_tokens,
+                        getattr(searcher, "agent_tokens", 0), counts=dict(getattr(searcher, "counts", {})))
+        if ctx.test:
+            run.test_score = ctx.environment(items=ctx.test, bank=SampleBank(None)).evaluate([run.best.allocation])[0].score
+        row = run.row()
+        row.update(oracle_allocation=oracle_alloc or "", oracle_s=oracle_s if oracle_s is not None else "", space=ctx.space.size, n_questions=n)
+        out.append({"row": row, "curve": run.curve, "trials": [
+            {"trial": i + 1, "allocation": str(r.allocation), "score": r.score, "units": r.cost.units, "flops_spent": r.flops_spent}
+            for i, r in enumerate(history)
+        ]})
+    return out
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else (f"{v:.3g}" if isinstance(v, float) else str(v))
+
+
+def summarize(rows: list[dict], trials: int) -> str:
+    """The markdown summary: medians per scenario and searcher, paired bootstrap CIs against agenttts."""
+    from components.bench import paired_bootstrap
+
+    cap = trials + 1  # not reached counts as trials+1: medians stay conservative for the searcher that missed
+    num = lambda v: cap if v in ("", None) else float(v)  # noqa: E731
+    lines = [
+        "All numbers are SIMULATED (backend=sim). trials_to_near: first trial within one question of the grid "
+        f"oracle; not reached within {trials} trials counts as >{trials}.",
+        "",
+        "| scenario | searcher | seeds | median trials to near | reached | median trials to oracle | median best train | median test | median tokens generated | median wall s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    scen = list(dict.fromkeys(r["scenario"] for r in rows))
+    names = list(dict.fromkeys(r["searcher"] for r in rows))
+    for s in scen:
+        for n in names:
+            rs = [r for r in rows if r["scenario"] == s and r["searcher"] == n]
+            if not rs:
+                continue
+            med = lambda k, rs=rs: statistics.median(num(r[k]) for r in rs)  # noqa: E731
+            has_oracle = rs[0]["oracle_train"] != ""
+            near = med("trials_to_near") if has_oracle else None
+            opt = med("trials_to_opt") if has_oracle else None
+            show = lambda v: "-" if v is None else (f">{trials}" if v > trials else f"{v:g}")  # noqa: E731
+            tests = [float(r["test_score"]) for r in rs if r["test_score"] != ""]
+            lines.append(
+                f"| {s} | {n} | {len(rs)} | {show(near)} | {sum(r['trials_to_near'] != '' for r in rs)}/{len(rs)} | {show(opt)} "
+                f"| {statistics.median(float(r['best_train']) for r in rs):.3f} | {statistics.median(tests):.3f} | "
+                f"{statistics.median(int(r['tokens_generated']) for r in rs):,.0f} | {statistics.median(float(r['wall_s']) for r in rs):.2f} |"
+                if tests else
+                f"| {s} | {n} | {len(rs)} | {show(near)} | - | {show(opt)} | {statistics.median(float(r['best_train']) for r in rs):.3f} | - | "
+                f"{statistics.median(int(r['tokens_generated']) for r in rs):,.0f} | {statistics.median(float(r['wall_s']) for r in rs):.2f} |"
+            )
+    if "agenttts" in names and len(names) > 1:
+        lines += ["", "Paired over seeds, agenttts against each other searcher (bootstrap 95% CI of the median difference):", "",
+                  "| scenario | other | trials to near: other − agent | final best: agent ≥ other |", "|---|---|---|---|"]
+        for s in scen:
+            ag = {r["seed"]: r for r in rows if r["scenario"] == s and r["searcher"] == "agenttts"}
+            for n in names:
+                if n == "agenttts":
+                    continue
+                ot = {r["seed"]: r for r in rows if r["scenario"] == s and r["searcher"] == n}
+                seeds = sorted(set(ag) & set(ot))
+                if not seeds:
+                    continue
+                if ag[seeds[0]]["oracle_train"] != "":
+                    m, lo, hi = paired_bootstrap([num(ot[x]["trials_to_near"]) for x in seeds], [num(ag[x]["trials_to_near"]) for x in seeds])
+                    diff = f"{m:+g} [{lo:+g}, {hi:+g}]"
+                else:
+                    diff = "- (no oracle)"
+                ge = sum(float(ag[x]["best_train"]) >= float(ot[x]["best_train"]) - 1e-9 for x in seeds)
+                lines.append(f"| {s} | {n} | {diff} | {ge}/{len(seeds)} ({100 * ge / len(seeds):.0f}%) |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: list[dict], out: Path) -> list[Path]:
+    """Per scenario: median gap of the best-so-far to the oracle, in questions, vs trials (Figure 3 style)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    files = []
+    for s in dict.fromkeys(r["row"]["scenario"] for r in results):
+        rs = [r for r in results if r["row"]["scenario"] == s]
+        fig, ax = plt.subplots(figsize=(6, 3.6))
+        has_oracle = rs[0]["row"]["oracle_train"] != ""
+        for name in dict.fromkeys(r["row"]["searcher"] for r in rs):
+            curves = [r for r in rs if r["row"]["searcher"] == name]
+            length = max(len(c["curve"]) for c in curves)
+            pad = lambda c, n=length: c + [c[-1]] * (n - len(c))  # noqa: E731
+            if has_oracle:
+                ys = [(np.array(pad(c["curve"])) - float(c["row"]["oracle_train"])) * c["row"]["n_questions"] for c in curves]
+            else:
+                ys = [np.array(pad(c["curve"])) for c in curves]
+            ax.plot(range(1, length + 1), np.median(ys, axis=0), label=name)
+        if has_oracle:
+            ax.axhline(0, ls="--", c="k", label="oracle")
+            ax.axhline(-1, ls=":", c="grey", label="one question")
+        ax.set(xlabel="trial", ylabel="best so far − oracle (questions)" if has_oracle else "best train score so far",
+               title=f"{s} (simulated; median over seeds)")
+        ax.legend(loc="lower right", fontsize=8)
+        f = out / f"best_so_far_{s}.png"
+        fig.savefig(f, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        files.append(f)
+    return files
+
+
+def run_bench(cfg: dict, progress=print) -> Path:
+    """Run the benchmark described by ``cfg`` (``scenarios``, ``searchers``, ``seeds``, ``trials``, ``bench.*``)."""
+    from components.archive import Archive
+
+    b = cfg.get("bench") or {}
+    scenarios = cfg.get("scenarios") or public_scenarios()
+    searchers = cfg.get("searchers") or list(LLM_FREE)
+    seeds, trials = int(cfg.get("seeds") or 10), int(cfg["trials"])
+    from components.searchers import SEARCHERS
+
+    for n in searchers:
+        if n not in SEARCHERS:
+            raise UnknownNameError(f"unknown searcher '{n}'; available: {sorted(SEARCHERS)}")
+    extra = [o for o in cfg.get("cli_overrides", []) if _key(o) not in OWN_KEYS and not _key(o).startswith("bench.")]
+    jobs = []
+    for s in scenarios:
+        try:
+            sc = compose([*extra, f"scenario={s}"])["scenario"]
+        except Exception as e:  # Hydra: unknown scenario
+            raise UnknownNameError(f"unknown scenario '{s}': {str(e).splitlines()[0]}") from None
+        task, data = task_for(sc, b.get("data_paths") or {})
+        for seed in range(seeds):
+            ov = [*extra, f"task={task}", f"scenario={s}", f"scenario.seed={seed}", f"data.seed={seed}", *data]
+            key = hashlib.sha1(json.dumps([sc, seed, cfg["data"]["train_size"], cfg.get("budget")], sort_keys=True).encode()).hexdigest()[:16]
+            jobs.append({"scenario": s, "seed": seed, "overrides": ov, "searchers": searchers, "trials": trials,
+                         "initial_design": bool(b.get("initial_design", True)), "oracle_max_space": int(b.get("oracle_max_space", 200_000)),
+                         "cache": str(Path(b.get("out", "bench-out")) / ".oracle-cache"), "key": key})
+    # validate every job's config (and searcher start-up) before spending compute
+    from flows.build import build, make_searcher
+
+    for j in {j["scenario"]: j for j in jobs}.values():
+        ctx = build(compose(j["overrides"]), with_data=True)
+        for n in searchers:
+            make_searcher(compose([*j["overrides"], f"searcher={n}"]), len(ctx.train))
+        if ctx.space.size > j["oracle_max_space"]:
+            progress(f"{j['scenario']}: {ctx.space.size} feasible allocations > bench.oracle_max_space={j['oracle_max_space']}: no grid oracle, oracle columns left empty")
+    out = Path(b.get("out", "bench-out"))
+    out.mkdir(parents=True, exist_ok=True)
+    progress(f"bench: {len(scenarios)} scenarios x {len(searchers)} searchers x {seeds} seeds x {trials} trials "
+             f"({len(jobs)} jobs on {int(b.get('jobs', 2))} processes; SIMULATED)")
+    t = time.perf_counter()
+    results = []
+    with ProcessPoolExecutor(int(b.get("jobs", 2))) as pool:
+        for i, chunk in enumerate(pool.map(_job, jobs), 1):
+            results += chunk
+            if i % max(1, len(jobs) // 10) == 0 or i == len(jobs):
+                progress(f"  {i}/{len(jobs)} jobs done, {time.perf_counter() - t:.0f} s")
+    wall = time.perf_counter() - t
+    rows = [r["row"] for r in results]
+    cols = ["scenario", "searcher", "seed", "trials_to_near", "trials_to_opt", "best_train", "oracle_train", "test_score",
+            "tokens_generated", "wall_s"]
+    cols += [c for c in rows[0] if c not in cols]
+    with open(out / "bench.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols)
+        w.writeheader()
+        w.writerows(rows)
+    summary = summarize(rows, trials) + f"\nWall time: {wall:.0f} s for {len(rows)} searches on {int(b.get('jobs', 2))} processes (`{cfg.get('command_line', 'agenttts bench')}`).\n"
+    (out / "summary.md").write_text(summary)
+    pngs = plot(results, out)
+    # the archive: one run per search (trials table as artifact), under one bench run
+    archive = Archive(cfg["mlflow"]["tracking_uri"], "agenttts-bench")
+    archive.start_search(f"bench {len(scenarios)} scenarios x {len(searchers)} searchers x {seeds} seeds (simulated)",
+                         {"scenarios": ",".join(scenarios), "searchers": ",".join(searchers), "seeds": seeds, "trials": trials},
+                         {"kind": "bench", "simulated": "true", "status": "running"})
+    parent = archive.parent_id
+    for r in results:
+        row = r["row"]
+        run = archive.client.create_run(archive.experiment_id, run_name=f"{row['searcher']} {row['scenario']} seed={row['seed']} (simulated)",
+                                        tags={"mlflow.parentRunId": parent, "kind": "bench-search", "searcher": row["searcher"],
+                                              "scenario": row["scenario"], "simulated": "true"})
+        rid = run.info.run_id
+        from mlflow.entities import Metric, Param
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(row[k]), now, 0) for k in ("trials_to_near", "trials_to_opt", "best_train", "oracle_train", "test_score",
+                                                                "tokens_generated", "flops_spent", "agent_tokens", "wall_s") if row[k] != ""]
+        archive.client.log_batch(rid, metrics=metrics, params=[Param("seed", str(row["seed"])), Param("trials", str(trials))])
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(r["trials"][0]))
+        w.writeheader()
+        w.writerows(r["trials"])
+        archive.client.log_text(rid, buf.getvalue(), "trials.csv")
+        archive.client.set_terminated(rid, "FINISHED")
+    archive.log_text(summary, "summary.md")
+    archive.log_text((out / "bench.csv").read_text(), "bench.csv")
+    for p in pngs:
+        archive.log_bytes(p.read_bytes(), f"plots/{p.name}")
+    archive.finish({"wall_s": wall, "searches": len(rows)}, {"status": "finished"})
+    progress(f"bench: {len(rows)} searches in {wall:.0f} s -> {out / 'bench.csv'}, {out / 'summary.md'}, {len(pngs)} plots; "
+             f"MLflow experiment 'agenttts-bench', run {parent}")
+    return out
+
+
+__all__ = ["LLM_FREE", "public_scenarios", "run_bench", "summarize", "task_for"]

@@ -1,0 +1,81 @@
+"""`agenttts bench`: the table, summary, plots and archive; oracle skipping; bad names."""
+
+import csv
+
+import pytest
+
+from components.bench import paired_bootstrap
+from flows.bench import public_scenarios, summarize, task_for
+from flows.cli import main
+
+
+def test_public_scenarios_and_task_matching():
+    names = public_scenarios()
+    assert {"2wiki", "hotpotqa", "gsm8k"} <= set(names) and "synthetic" not in names
+    from flows.cli import compose
+
+    assert task_for(compose(["scenario=2wiki"])["scenario"], {}) == ("synthetic", [])
+    with pytest.raises(Exception, match="bench.data_paths.gsm8k"):
+        task_for(compose(["scenario=gsm8k"])["scenario"], {"gsm8k": "/nonexistent.jsonl"})
+
+
+def test_paired_bootstrap_interval_contains_the_median():
+    m, lo, hi = paired_bootstrap([20, 30, 51, 40, 51], [5, 4, 6, 5, 7])
+    assert lo <= m <= hi and m == 35
+
+
+def test_summary_counts_misses_as_beyond_the_budget():
+    rows = [
+        {"scenario": "s", "searcher": "agenttts", "seed": 0, "trials_to_near": 4, "trials_to_opt": 9, "best_train": 0.8,
+         "oracle_train": 0.8, "test_score": 0.7, "tokens_generated": 10, "wall_s": 1.0},
+        {"scenario": "s", "searcher": "random", "seed": 0, "trials_to_near": "", "trials_to_opt": "", "best_train": 0.7,
+         "oracle_train": 0.8, "test_score": 0.6, "tokens_generated": 20, "wall_s": 1.0},
+    ]
+    text = summarize(rows, 50)
+    assert "| s | agenttts | 1 | 4 | 1/1 | 9 |" in text
+    assert "| s | random | 1 | >50 | 0/1 | >50 |" in text
+    assert "| s | random | +47 [+47, +47] | 1/1 (100%) |" in text
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
+def test_bench_end_to_end_on_an_outside_scenario(tmp_path, tiny_dir, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = ["bench", f"hydra.searchpath=[file://{tiny_dir}]", "scenarios=[tiny]", "searchers=[agenttts,random]",
+            "seeds=2", "trials=8", "data.train_size=10", "data.test_size=10", "budget.units=900"]
+    assert main(argv) == 0
+    out = tmp_path / "bench-out"
+    rows = list(csv.DictReader(open(out / "bench.csv")))
+    assert len(rows) == 4
+    assert list(rows[0])[:10] == ["scenario", "searcher", "seed", "trials_to_near", "trials_to_opt", "best_train",
+                                  "oracle_train", "test_score", "tokens_generated", "wall_s"]
+    for r in rows:
+        assert float(r["best_train"]) <= float(r["oracle_train"]) + 1e-9
+        assert r["test_score"] != "" and int(r["tokens_generated"]) > 0
+    assert (out / "summary.md").read_text().startswith("All numbers are SIMULATED")
+    assert (out / "best_so_far_tiny.png").read_bytes()[:4] == b"\x89PNG"
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("agenttts-bench")
+    runs = client.search_runs([exp.experiment_id])
+    assert sum(r.data.tags.get("kind") == "bench-search" for r in runs) == 4
+    # a second run reuses the cached oracle and skips it when the space is too large
+    assert main([*argv, "bench.oracle_max_space=10"]) == 0
+    assert "no grid oracle" in capsys.readouterr().out
+    rows = list(csv.DictReader(open(out / "bench.csv")))
+    assert all(r["oracle_train"] == "" and r["trials_to_near"] == "" for r in rows)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["bench", "searchers=[nope]"], "unknown searcher 'nope'"),
+        (["bench", "scenarios=[nope]"], "unknown scenario 'nope'"),
+    ],
+)
+def test_bench_bad_names(argv, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "mlruns").exists()
