@@ -231,15 +231,36 @@ class TPESearcher(OptunaSearcher):
 
 
 class GPSearcher(OptunaSearcher):
-    """Optuna's GPSampler (constrained log-EI; qLogCEI while trials are pending). Needs torch."""
+    """Optuna's GPSampler (constrained log-EI; qLogCEI while trials are pending). Needs torch.
+
+    Args:
+        torch_threads: torch intra-op threads while asking (restored afterwards); 0 keeps torch's
+            setting. The GP's tensors are tiny, so extra threads only add overhead: on 2 busy cores
+            one thread made asks about 4x faster, with the same proposals.
+    """
 
     name = "optuna_gp"
     label = "GP"
 
-    def __init__(self, seed: int = 0, n_startup_trials: int = 10, max_asks_per_proposal: int = 50):
+    def __init__(
+        self, seed: int = 0, n_startup_trials: int = 10, max_asks_per_proposal: int = 50, torch_threads: int = 1
+    ):
         if importlib.util.find_spec("torch") is None:
             raise ConfigError("optuna_gp needs torch: pip install '.[gp]'")
         super().__init__(seed, n_startup_trials, max_asks_per_proposal)
+        self.torch_threads = int(torch_threads)
 
     def make_sampler(self) -> optuna.samplers.BaseSampler:
         return optuna.samplers.GPSampler(seed=self.seed, n_startup_trials=self.n_startup_trials)
+
+    def propose(self, space: SearchSpace, history: list[TrialResult], k: int) -> list[Proposal]:
+        if self.torch_threads <= 0:
+            return super().propose(space, history, k)
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.torch_threads)
+        try:
+            return super().propose(space, history, k)
+        finally:
+            torch.set_num_threads(before)
