@@ -85,7 +85,9 @@ class SearchRun:
         }
 
 
-def run_search(space: SearchSpace, env: Environment, searcher, trials: int, batch: int, initial_design: bool = True) -> list[TrialResult]:
+def run_search(
+    space: SearchSpace, env: Environment, searcher, trials: int, batch: int, initial_design: bool = True
+) -> list[TrialResult]:
     """Evaluate the shared initial design, then let ``searcher`` propose until ``trials`` are done."""
     history: list[TrialResult] = []
     if initial_design:
@@ -95,7 +97,9 @@ def run_search(space: SearchSpace, env: Environment, searcher, trials: int, batc
     while len(history) < trials:
         props = searcher.propose(space, history, min(batch, trials - len(history)))
         seen = {r.allocation for r in history}
-        allocs = list(dict.fromkeys(p.allocation for p in props if p.allocation not in seen and space.is_feasible(p.allocation)))
+        allocs = list(
+            dict.fromkeys(p.allocation for p in props if p.allocation not in seen and space.is_feasible(p.allocation))
+        )
         if not allocs:
             break  # the searcher has nothing new: its run ends short
         results = env.evaluate(allocs)

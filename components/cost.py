@@ -76,7 +76,9 @@ class AllocationCost:
         return {"units": self.units, "flops": self.flops, "usd": self.usd}[kind]
 
 
-def flops(params: float, prompt_tokens: float, output_tokens: float, samples: int, prefix_sharing: bool = True) -> float:
+def flops(
+    params: float, prompt_tokens: float, output_tokens: float, samples: int, prefix_sharing: bool = True
+) -> float:
     """Inference FLOPs of S samples on one prompt.
 
     >>> flops(3e9, 256, 64, 50) / 1e12
@@ -86,7 +88,9 @@ def flops(params: float, prompt_tokens: float, output_tokens: float, samples: in
     return 2.0 * params * (prompt + samples * output_tokens)
 
 
-def units(params: float, prompt_tokens: float, output_tokens: float, samples: int, prefix_sharing: bool = True) -> float:
+def units(
+    params: float, prompt_tokens: float, output_tokens: float, samples: int, prefix_sharing: bool = True
+) -> float:
     """The paper's normalized budget of S samples (Table 5 values after rounding).
 
     >>> round(units(72e9, 2048, 128, 1)), round(units(3e9, 256, 64, 50))
@@ -131,6 +135,4 @@ class CostModel:
 
     def cost(self, allocation) -> AllocationCost:
         """Cost of an allocation per question."""
-        return AllocationCost(
-            tuple(self.stage_cost(st, m, s) for st, m, s in allocation.choices), self.count_fusion
-        )
+        return AllocationCost(tuple(self.stage_cost(st, m, s) for st, m, s in allocation.choices), self.count_fusion)

@@ -60,20 +60,14 @@ def _read_json_stdlib(path: Path) -> list[dict]:
                 try:
                     records.append(json.loads(line))
                 except json.JSONDecodeError as e:
-                    raise DatasetError(
-                        f"dataset file {path}: line {lineno} is not valid JSON ({e.msg})"
-                    ) from None
+                    raise DatasetError(f"dataset file {path}: line {lineno} is not valid JSON ({e.msg})") from None
         return records
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise DatasetError(
-            f"dataset file {path} is not valid JSON: {e.msg} at line {e.lineno}"
-        ) from None
+        raise DatasetError(f"dataset file {path} is not valid JSON: {e.msg} at line {e.lineno}") from None
     if not isinstance(data, list):
-        raise DatasetError(
-            f"dataset file {path}: expected a JSON list of records, got {type(data).__name__}"
-        )
+        raise DatasetError(f"dataset file {path}: expected a JSON list of records, got {type(data).__name__}")
     return data
 
 
@@ -87,9 +81,7 @@ class _Record:
         self.rec = rec
 
     def error(self, msg: str) -> DatasetError:
-        return DatasetError(
-            f"dataset file {self.path.name} ({self.path}): record {self.index}: {msg}"
-        )
+        return DatasetError(f"dataset file {self.path.name} ({self.path}): record {self.index}: {msg}")
 
     def get(self, key: str):
         # datasets fills a field absent from some records with None, so None also counts as missing.
@@ -105,15 +97,11 @@ class _Record:
             try:
                 value = ast.literal_eval(value)
             except (ValueError, SyntaxError):
-                raise self.error(
-                    f"field '{key}' is a string that does not parse as a {kind.__name__}"
-                ) from None
+                raise self.error(f"field '{key}' is a string that does not parse as a {kind.__name__}") from None
         if kind is list and isinstance(value, tuple):
             value = list(value)
         if not isinstance(value, kind):
-            raise self.error(
-                f"field '{key}' should be a {kind.__name__}, got {type(value).__name__}"
-            )
+            raise self.error(f"field '{key}' should be a {kind.__name__}, got {type(value).__name__}")
         return value
 
     def text(self, key: str) -> str:
@@ -136,9 +124,7 @@ class _Record:
         return f"{name}{self.index}" if name.endswith("#") else f"{name}-{self.index}"
 
 
-def _other_answers(
-    golds: list[tuple[str, ...]], i: int, k: int = N_DISTRACTOR_ANSWERS
-) -> tuple[str, ...]:
+def _other_answers(golds: list[tuple[str, ...]], i: int, k: int = N_DISTRACTOR_ANSWERS) -> tuple[str, ...]:
     """Gold answers of the next items in file order (cyclic) that differ from item i's aliases."""
     own = {normalize_answer(a) for a in golds[i]}
     out: list[str] = []
@@ -183,9 +169,7 @@ def load_2wiki(path: str | Path) -> list[Item]:
         for pos, c in enumerate(candidates, 1):
             position.setdefault(c, pos)
         gold_sentences = [str(g).strip() for g in r.structured("ctxs_gt", list)]
-        gold_ids = tuple(
-            dict.fromkeys(position[g] for g in gold_sentences if g in position)
-        )
+        gold_ids = tuple(dict.fromkeys(position[g] for g in gold_sentences if g in position))
         if not gold_ids:
             raise r.error("none of the 'ctxs_gt' sentences occurs in 'ctxs_candidate'")
         items.append(
@@ -210,13 +194,9 @@ def _pairs(r: _Record, key: str, first: str, second: str) -> list[tuple]:
         if first not in value or second not in value:
             raise r.error(f"field '{key}' needs keys '{first}' and '{second}'")
         return list(zip(value[first], value[second], strict=False))
-    if isinstance(value, list) and all(
-        isinstance(p, (list, tuple)) and len(p) == 2 for p in value
-    ):
+    if isinstance(value, list) and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in value):
         return [tuple(p) for p in value]
-    raise r.error(
-        f"field '{key}' should be a dict of '{first}'/'{second}' lists or a list of pairs"
-    )
+    raise r.error(f"field '{key}' should be a dict of '{first}'/'{second}' lists or a list of pairs")
 
 
 def load_hotpotqa(path: str | Path) -> list[Item]:
@@ -233,11 +213,7 @@ def load_hotpotqa(path: str | Path) -> list[Item]:
                     candidates.append(f"{title}: {str(sent).strip()}")
                     position.setdefault((title, sid), len(candidates))
         facts = _pairs(r, "supporting_facts", "title", "sent_id")
-        gold_ids = tuple(
-            dict.fromkeys(
-                position[(t, int(s))] for t, s in facts if (t, int(s)) in position
-            )
-        )
+        gold_ids = tuple(dict.fromkeys(position[(t, int(s))] for t, s in facts if (t, int(s)) in position))
         if not gold_ids:
             raise r.error("none of the 'supporting_facts' points at a context sentence")
         answer = r.get("answer")
@@ -264,9 +240,7 @@ def _numeric_distractors(gold: str) -> tuple[str, ...]:
         g = float(gold)
     except ValueError:
         return ()
-    out = dict.fromkeys(
-        _fmt_number(x) for x in (g + 1, g - 1, g * 2, round(g / 2), g + 10)
-    )
+    out = dict.fromkeys(_fmt_number(x) for x in (g + 1, g - 1, g * 2, round(g / 2), g + 10))
     out.pop(_fmt_number(g), None)
     return tuple(out)
 
@@ -306,9 +280,7 @@ def load_cwq(path: str | Path, n_candidates: int = 100, seed: int = 0) -> list[I
         triples = []
         for j, t in enumerate(r.structured("gt_triples", list)):
             if not isinstance(t, (list, tuple)) or len(t) != 3:
-                raise r.error(
-                    f"'gt_triples' entry {j} is not a [head, relation, tail] triple"
-                )
+                raise r.error(f"'gt_triples' entry {j} is not a [head, relation, tail] triple")
             triples.append("({}, {}, {})".format(*(str(x).strip() for x in t)))
         if not triples:
             raise r.error("field 'gt_triples' is empty")
@@ -340,11 +312,7 @@ def load_cwq(path: str | Path, n_candidates: int = 100, seed: int = 0) -> list[I
                 answers=answers,
                 candidates=tuple(candidates),
                 gold_ids=tuple(sorted(candidates.index(t) + 1 for t in gold)),
-                meta={
-                    k: r.rec[k]
-                    for k in ("compositionality_type",)
-                    if r.rec.get(k) is not None
-                },
+                meta={k: r.rec[k] for k in ("compositionality_type",) if r.rec.get(k) is not None},
             )
         )
     return _with_distractors(items)
@@ -361,9 +329,7 @@ LOADERS: dict[str, Callable[..., list[Item]]] = {
 def load_items(fmt: str, path: str | Path, **kw) -> list[Item]:
     """Load a dataset file with the loader registered as ``fmt`` (see ``LOADERS``)."""
     if fmt not in LOADERS:
-        raise UnknownNameError(
-            f"unknown dataset format '{fmt}'; known: {', '.join(sorted(LOADERS))}"
-        )
+        raise UnknownNameError(f"unknown dataset format '{fmt}'; known: {', '.join(sorted(LOADERS))}")
     return LOADERS[fmt](path, **kw)
 
 
@@ -520,9 +486,7 @@ class _World:
         self.year: dict[str, int] = {}
 
     def _word(self, lo: int = 2, hi: int = 3) -> str:
-        return "".join(
-            self.rng.choice(_SYLLABLES) for _ in range(self.rng.randint(lo, hi))
-        ).capitalize()
+        return "".join(self.rng.choice(_SYLLABLES) for _ in range(self.rng.randint(lo, hi))).capitalize()
 
     def new(self, kind: str) -> str:
         while True:
@@ -552,9 +516,7 @@ class _World:
 
     def add(self, subject: str, rel: str, obj: str) -> str:
         self.facts[(subject, rel)] = obj
-        if (
-            rel == "spouse"
-        ):  # symmetric: the spouse must not get a second spouse elsewhere
+        if rel == "spouse":  # symmetric: the spouse must not get a second spouse elsewhere
             self.facts[(obj, rel)] = subject
         tmpl = self.rng.choice(_RELATIONS[rel][4])
         return tmpl.format(s=subject, o=obj, year=self.year[subject])
@@ -581,9 +543,7 @@ def _chain_relations(rng: random.Random, start_kind: str, hops: int) -> list[str
     return rels
 
 
-def _synthetic_item(
-    rng: random.Random, item_id: str, n_candidates: int, min_gold: int, max_gold: int
-) -> Item:
+def _synthetic_item(rng: random.Random, item_id: str, n_candidates: int, min_gold: int, max_gold: int) -> Item:
     world = _World(rng)
     hops = rng.randint(min_gold, max_gold)
     start_kind = rng.choice(("film", "film", "film", "person", "person", "company"))
@@ -607,19 +567,13 @@ def _synthetic_item(
         distractors += sentences
         decoy_ends.append(path[-1])
     for ent in chain:
-        for rel in rng.sample(
-            world.free_relations(ent), min(2, len(world.free_relations(ent)))
-        ):
+        for rel in rng.sample(world.free_relations(ent), min(2, len(world.free_relations(ent)))):
             obj = world.new(_RELATIONS[rel][1])
             distractors.append(world.add(ent, rel, obj))
     attempts = 0
     while len(distractors) < need and attempts < 50 * n_candidates:
         attempts += 1
-        subject = (
-            rng.choice(list(world.kind))
-            if rng.random() < 0.6
-            else world.new(rng.choice(list(_FROM)))
-        )
+        subject = rng.choice(list(world.kind)) if rng.random() < 0.6 else world.new(rng.choice(list(_FROM)))
         free = world.free_relations(subject)
         if not free:
             continue
@@ -639,11 +593,7 @@ def _synthetic_item(
     gold_ids = tuple(sorted(candidates.index(g) + 1 for g in gold))
 
     answer_kind = world.kind[answer]
-    wrong = list(
-        dict.fromkeys(
-            decoy_ends + [e for e, k in world.kind.items() if k == answer_kind]
-        )
-    )
+    wrong = list(dict.fromkeys(decoy_ends + [e for e, k in world.kind.items() if k == answer_kind]))
     wrong = [e for e in wrong if e != answer]
     while len(wrong) < N_DISTRACTOR_ANSWERS:
         wrong.append(world.new(answer_kind))
@@ -662,9 +612,7 @@ def _synthetic_item(
     )
 
 
-def synthetic_items(
-    n: int, seed: int, n_candidates: int = 100, min_gold: int = 2, max_gold: int = 6
-) -> list[Item]:
+def synthetic_items(n: int, seed: int, n_candidates: int = 100, min_gold: int = 2, max_gold: int = 6) -> list[Item]:
     """``n`` invented multi-hop questions shaped like 2Wiki: a chain of ``min_gold..max_gold`` gold fact
     sentences among ``n_candidates`` shuffled candidates (decoy chains and facts about the same entities).
 

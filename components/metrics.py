@@ -40,9 +40,7 @@ def exact_match(prediction: str, answers: str | Iterable[str]) -> float:
     1.0
     """
     pred = normalize_answer(prediction)
-    return max(
-        (float(pred == normalize_answer(a)) for a in _aliases(answers)), default=0.0
-    )
+    return max((float(pred == normalize_answer(a)) for a in _aliases(answers)), default=0.0)
 
 
 def _f1_one(prediction: str, gold: str) -> float:
@@ -68,9 +66,7 @@ def f1(prediction: str, answers: str | Iterable[str]) -> float:
     return max((_f1_one(prediction, a) for a in _aliases(answers)), default=0.0)
 
 
-def retrieval_prf(
-    selected_ids: Iterable[int], gold_ids: Iterable[int]
-) -> tuple[float, float, float]:
+def retrieval_prf(selected_ids: Iterable[int], gold_ids: Iterable[int]) -> tuple[float, float, float]:
     """Set precision, recall and F1 of selected fact ids against gold ids.
 
     >>> retrieval_prf([1, 2, 3, 3], [2, 3])

@@ -122,9 +122,7 @@ class Environment:
         self.task, self.space, self.backend, self.bank, self.items = task, space, backend, bank, items
         self.world = getattr(backend, "world", "")
         self._stage_by_name = {s.name: s for s in space.stages}
-        self._candidates_text = [
-            "\n".join(f"[{i}] {c}" for i, c in enumerate(it.candidates, 1)) for it in items
-        ]
+        self._candidates_text = ["\n".join(f"[{i}] {c}" for i, c in enumerate(it.candidates, 1)) for it in items]
 
     # -- the three steps of a round -------------------------------------------------------------
     def evaluate(self, allocations: list[Allocation]) -> list[TrialResult]:
@@ -178,8 +176,9 @@ class Environment:
             rnd.streams[(prefix, model)] = keys
         self._generate(stage, want, rnd)
 
-    def _generate(self, stage: StageSpec, want: dict, rnd: Round, decoding: Decoding | None = None,
-                  candidates: dict | None = None) -> None:
+    def _generate(
+        self, stage: StageSpec, want: dict, rnd: Round, decoding: Decoding | None = None, candidates: dict | None = None
+    ) -> None:
         self.bank.load(list(want))
         todo, meta = [], []
         for key, (j, model, prompt, n, u) in want.items():
@@ -187,9 +186,17 @@ class Environment:
             self.bank.hits += min(have, n)
             if have < n:
                 todo.append(
-                    Request(model=model, prompt=prompt, n=n - have, start=have,
-                            decoding=decoding or stage.decoding, stage=stage.name, item=self.items[j],
-                            upstream=u, candidates=(candidates or {}).get(key, ()))
+                    Request(
+                        model=model,
+                        prompt=prompt,
+                        n=n - have,
+                        start=have,
+                        decoding=decoding or stage.decoding,
+                        stage=stage.name,
+                        item=self.items[j],
+                        upstream=u,
+                        candidates=(candidates or {}).get(key, ()),
+                    )
                 )
                 meta.append((key, j, model))
         if not todo:

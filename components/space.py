@@ -94,9 +94,7 @@ class Allocation:
 
     def replace(self, stage: str, model: str | None = None, samples: int | None = None) -> Allocation:
         return Allocation(
-            tuple(
-                (st, model or m, samples or s) if st == stage else (st, m, s) for st, m, s in self.choices
-            )
+            tuple((st, model or m, samples or s) if st == stage else (st, m, s) for st, m, s in self.choices)
         )
 
     def to_dict(self) -> dict:
@@ -218,14 +216,16 @@ class SearchSpace:
     def _options(self) -> list[list[tuple[str, int, float]]]:
         """Per stage: every (model, samples, cost in budget kind) option."""
         return [
-            [(m.name, n, self.stage_cost(s.name, m.name, n)) for m in s.models for n in range(s.min_samples, s.max_samples + 1)]
+            [
+                (m.name, n, self.stage_cost(s.name, m.name, n))
+                for m in s.models
+                for n in range(s.min_samples, s.max_samples + 1)
+            ]
             for s in self.stages
         ]
 
     def _alloc(self, idx: Iterable[int]) -> Allocation:
-        return Allocation(
-            tuple((s.name, *self._options[i][j][:2]) for i, (s, j) in enumerate(zip(self.stages, idx)))
-        )
+        return Allocation(tuple((s.name, *self._options[i][j][:2]) for i, (s, j) in enumerate(zip(self.stages, idx))))
 
     def _feasible_index(self) -> np.ndarray:
         """All feasible option-index tuples, shape (n_feasible, n_stages), by pruned enumeration."""

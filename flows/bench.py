@@ -25,7 +25,19 @@ from flows.cli import CONF_DIR, compose
 
 LLM_FREE = ("agenttts", "random", "optuna_tpe", "optuna_gp")
 # keys the bench sets per job; every other command-line override applies to all jobs
-OWN_KEYS = {"scenarios", "searchers", "seeds", "trials", "task", "scenario", "scenario.seed", "seed", "searcher", "data.seed", "data.path"}
+OWN_KEYS = {
+    "scenarios",
+    "searchers",
+    "seeds",
+    "trials",
+    "task",
+    "scenario",
+    "scenario.seed",
+    "seed",
+    "searcher",
+    "data.seed",
+    "data.path",
+}
 
 
 def _key(override: str) -> str:
@@ -53,13 +65,17 @@ def task_for(scenario: dict, data_paths: dict) -> tuple[str, list[str]]:
             rank = (t["data"]["format"] != "synthetic", p.stem != scenario["name"], p.stem != "synthetic")
             found.append((rank, p.stem, t["data"]["format"]))
     if not found:
-        raise ConfigError(f"no task in conf/task has the stages {want} of scenario '{scenario['name']}'; add one (see README)")
+        raise ConfigError(
+            f"no task in conf/task has the stages {want} of scenario '{scenario['name']}'; add one (see README)"
+        )
     _, name, fmt = min(found)
     if fmt == "synthetic":
         return name, []
     path = data_paths.get(name)
     if not path or not Path(path).exists():
-        raise ConfigError(f"scenario '{scenario['name']}' needs task '{name}', which reads a {fmt} file: set bench.data_paths.{name}=FILE")
+        raise ConfigError(
+            f"scenario '{scenario['name']}' needs task '{name}', which reads a {fmt} file: set bench.data_paths.{name}=FILE"
+        )
     return name, [f"data.path={path}"]
 
 
@@ -89,17 +105,54 @@ def _job(job: dict) -> list[dict]:
         cfg = compose([*ov, f"searcher={name}", f"seed={job['seed']}"])
         searcher = make_searcher(cfg, n)
         env = ctx.environment(bank=SampleBank(None))
-        history, wall = timed(run_search, ctx.space, env, searcher, job["trials"], int(cfg["searcher"].get("batch_size") or 10), job["initial_design"])
-        run = SearchRun(job["scenario"], name, job["seed"], history, n, oracle, wall, env.bank.generated_tokens,
-                        getattr(searcher, "agent_tokens", 0), counts=dict(getattr(searcher, "counts", {})))
+        history, wall = timed(
+            run_search,
+            ctx.space,
+            env,
+            searcher,
+            job["trials"],
+            int(cfg["searcher"].get("batch_size") or 10),
+            job["initial_design"],
+        )
+        run = SearchRun(
+            job["scenario"],
+            name,
+            job["seed"],
+            history,
+            n,
+            oracle,
+            wall,
+            env.bank.generated_tokens,
+            getattr(searcher, "agent_tokens", 0),
+            counts=dict(getattr(searcher, "counts", {})),
+        )
         if ctx.test:
-            run.test_score = ctx.environment(items=ctx.test, bank=SampleBank(None)).evaluate([run.best.allocation])[0].score
+            run.test_score = (
+                ctx.environment(items=ctx.test, bank=SampleBank(None)).evaluate([run.best.allocation])[0].score
+            )
         row = run.row()
-        row.update(oracle_allocation=oracle_alloc or "", oracle_s=oracle_s if oracle_s is not None else "", space=ctx.space.size, n_questions=n)
-        out.append({"row": row, "curve": run.curve, "trials": [
-            {"trial": i + 1, "allocation": str(r.allocation), "score": r.score, "units": r.cost.units, "flops_spent": r.flops_spent}
-            for i, r in enumerate(history)
-        ]})
+        row.update(
+            oracle_allocation=oracle_alloc or "",
+            oracle_s=oracle_s if oracle_s is not None else "",
+            space=ctx.space.size,
+            n_questions=n,
+        )
+        out.append(
+            {
+                "row": row,
+                "curve": run.curve,
+                "trials": [
+                    {
+                        "trial": i + 1,
+                        "allocation": str(r.allocation),
+                        "score": r.score,
+                        "units": r.cost.units,
+                        "flops_spent": r.flops_spent,
+                    }
+                    for i, r in enumerate(history)
+                ],
+            }
+        )
     return out
 
 
@@ -137,13 +190,18 @@ def summarize(rows: list[dict], trials: int) -> str:
                 f"| {s} | {n} | {len(rs)} | {show(near)} | {sum(r['trials_to_near'] != '' for r in rs)}/{len(rs)} | {show(opt)} "
                 f"| {statistics.median(float(r['best_train']) for r in rs):.3f} | {statistics.median(tests):.3f} | "
                 f"{statistics.median(int(r['tokens_generated']) for r in rs):,.0f} | {statistics.median(float(r['wall_s']) for r in rs):.2f} |"
-                if tests else
-                f"| {s} | {n} | {len(rs)} | {show(near)} | - | {show(opt)} | {statistics.median(float(r['best_train']) for r in rs):.3f} | - | "
+                if tests
+                else f"| {s} | {n} | {len(rs)} | {show(near)} | - | {show(opt)} | {statistics.median(float(r['best_train']) for r in rs):.3f} | - | "
                 f"{statistics.median(int(r['tokens_generated']) for r in rs):,.0f} | {statistics.median(float(r['wall_s']) for r in rs):.2f} |"
             )
     if "agenttts" in names and len(names) > 1:
-        lines += ["", "Paired over seeds, agenttts against each other searcher (bootstrap 95% CI of the median difference):", "",
-                  "| scenario | other | trials to near: other − agent | final best: agent ≥ other |", "|---|---|---|---|"]
+        lines += [
+            "",
+            "Paired over seeds, agenttts against each other searcher (bootstrap 95% CI of the median difference):",
+            "",
+            "| scenario | other | trials to near: other − agent | final best: agent ≥ other |",
+            "|---|---|---|---|",
+        ]
         for s in scen:
             ag = {r["seed"]: r for r in rows if r["scenario"] == s and r["searcher"] == "agenttts"}
             for n in names:
@@ -154,7 +212,9 @@ def summarize(rows: list[dict], trials: int) -> str:
                 if not seeds:
                     continue
                 if ag[seeds[0]]["oracle_train"] != "":
-                    m, lo, hi = paired_bootstrap([num(ot[x]["trials_to_near"]) for x in seeds], [num(ag[x]["trials_to_near"]) for x in seeds])
+                    m, lo, hi = paired_bootstrap(
+                        [num(ot[x]["trials_to_near"]) for x in seeds], [num(ag[x]["trials_to_near"]) for x in seeds]
+                    )
                     diff = f"{m:+g} [{lo:+g}, {hi:+g}]"
                 else:
                     diff = "- (no oracle)"
@@ -181,15 +241,21 @@ def plot(results: list[dict], out: Path) -> list[Path]:
             length = max(len(c["curve"]) for c in curves)
             pad = lambda c, n=length: c + [c[-1]] * (n - len(c))  # noqa: E731
             if has_oracle:
-                ys = [(np.array(pad(c["curve"])) - float(c["row"]["oracle_train"])) * c["row"]["n_questions"] for c in curves]
+                ys = [
+                    (np.array(pad(c["curve"])) - float(c["row"]["oracle_train"])) * c["row"]["n_questions"]
+                    for c in curves
+                ]
             else:
                 ys = [np.array(pad(c["curve"])) for c in curves]
             ax.plot(range(1, length + 1), np.median(ys, axis=0), label=name)
         if has_oracle:
             ax.axhline(0, ls="--", c="k", label="oracle")
             ax.axhline(-1, ls=":", c="grey", label="one question")
-        ax.set(xlabel="trial", ylabel="best so far − oracle (questions)" if has_oracle else "best train score so far",
-               title=f"{s} (simulated; median over seeds)")
+        ax.set(
+            xlabel="trial",
+            ylabel="best so far − oracle (questions)" if has_oracle else "best train score so far",
+            title=f"{s} (simulated; median over seeds)",
+        )
         ax.legend(loc="lower right", fontsize=8)
         f = out / f"best_so_far_{s}.png"
         fig.savefig(f, dpi=110, bbox_inches="tight")
@@ -221,10 +287,22 @@ def run_bench(cfg: dict, progress=print) -> Path:
         task, data = task_for(sc, b.get("data_paths") or {})
         for seed in range(seeds):
             ov = [*extra, f"task={task}", f"scenario={s}", f"scenario.seed={seed}", f"data.seed={seed}", *data]
-            key = hashlib.sha1(json.dumps([sc, seed, cfg["data"]["train_size"], cfg.get("budget")], sort_keys=True).encode()).hexdigest()[:16]
-            jobs.append({"scenario": s, "seed": seed, "overrides": ov, "searchers": searchers, "trials": trials,
-                         "initial_design": bool(b.get("initial_design", True)), "oracle_max_space": int(b.get("oracle_max_space", 200_000)),
-                         "cache": str(Path(b.get("out", "bench-out")) / ".oracle-cache"), "key": key})
+            key = hashlib.sha1(
+                json.dumps([sc, seed, cfg["data"]["train_size"], cfg.get("budget")], sort_keys=True).encode()
+            ).hexdigest()[:16]
+            jobs.append(
+                {
+                    "scenario": s,
+                    "seed": seed,
+                    "overrides": ov,
+                    "searchers": searchers,
+                    "trials": trials,
+                    "initial_design": bool(b.get("initial_design", True)),
+                    "oracle_max_space": int(b.get("oracle_max_space", 200_000)),
+                    "cache": str(Path(b.get("out", "bench-out")) / ".oracle-cache"),
+                    "key": key,
+                }
+            )
     # validate every job's config (and searcher start-up) before spending compute
     from flows.build import build, make_searcher
 
@@ -233,11 +311,15 @@ def run_bench(cfg: dict, progress=print) -> Path:
         for n in searchers:
             make_searcher(compose([*j["overrides"], f"searcher={n}"]), len(ctx.train))
         if ctx.space.size > j["oracle_max_space"]:
-            progress(f"{j['scenario']}: {ctx.space.size} feasible allocations > bench.oracle_max_space={j['oracle_max_space']}: no grid oracle, oracle columns left empty")
+            progress(
+                f"{j['scenario']}: {ctx.space.size} feasible allocations > bench.oracle_max_space={j['oracle_max_space']}: no grid oracle, oracle columns left empty"
+            )
     out = Path(b.get("out", "bench-out"))
     out.mkdir(parents=True, exist_ok=True)
-    progress(f"bench: {len(scenarios)} scenarios x {len(searchers)} searchers x {seeds} seeds x {trials} trials "
-             f"({len(jobs)} jobs on {int(b.get('jobs', 2))} processes; SIMULATED)")
+    progress(
+        f"bench: {len(scenarios)} scenarios x {len(searchers)} searchers x {seeds} seeds x {trials} trials "
+        f"({len(jobs)} jobs on {int(b.get('jobs', 2))} processes; SIMULATED)"
+    )
     t = time.perf_counter()
     results = []
     with ProcessPoolExecutor(int(b.get("jobs", 2))) as pool:
@@ -247,34 +329,72 @@ def run_bench(cfg: dict, progress=print) -> Path:
                 progress(f"  {i}/{len(jobs)} jobs done, {time.perf_counter() - t:.0f} s")
     wall = time.perf_counter() - t
     rows = [r["row"] for r in results]
-    cols = ["scenario", "searcher", "seed", "trials_to_near", "trials_to_opt", "best_train", "oracle_train", "test_score",
-            "tokens_generated", "wall_s"]
+    cols = [
+        "scenario",
+        "searcher",
+        "seed",
+        "trials_to_near",
+        "trials_to_opt",
+        "best_train",
+        "oracle_train",
+        "test_score",
+        "tokens_generated",
+        "wall_s",
+    ]
     cols += [c for c in rows[0] if c not in cols]
     with open(out / "bench.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=cols)
         w.writeheader()
         w.writerows(rows)
-    summary = summarize(rows, trials) + f"\nWall time: {wall:.0f} s for {len(rows)} searches on {int(b.get('jobs', 2))} processes (`{cfg.get('command_line', 'agenttts bench')}`).\n"
+    summary = (
+        summarize(rows, trials)
+        + f"\nWall time: {wall:.0f} s for {len(rows)} searches on {int(b.get('jobs', 2))} processes (`{cfg.get('command_line', 'agenttts bench')}`).\n"
+    )
     (out / "summary.md").write_text(summary)
     pngs = plot(results, out)
     # the archive: one run per search (trials table as artifact), under one bench run
     archive = Archive(cfg["mlflow"]["tracking_uri"], "agenttts-bench")
-    archive.start_search(f"bench {len(scenarios)} scenarios x {len(searchers)} searchers x {seeds} seeds (simulated)",
-                         {"scenarios": ",".join(scenarios), "searchers": ",".join(searchers), "seeds": seeds, "trials": trials},
-                         {"kind": "bench", "simulated": "true", "status": "running"})
+    archive.start_search(
+        f"bench {len(scenarios)} scenarios x {len(searchers)} searchers x {seeds} seeds (simulated)",
+        {"scenarios": ",".join(scenarios), "searchers": ",".join(searchers), "seeds": seeds, "trials": trials},
+        {"kind": "bench", "simulated": "true", "status": "running"},
+    )
     parent = archive.parent_id
     for r in results:
         row = r["row"]
-        run = archive.client.create_run(archive.experiment_id, run_name=f"{row['searcher']} {row['scenario']} seed={row['seed']} (simulated)",
-                                        tags={"mlflow.parentRunId": parent, "kind": "bench-search", "searcher": row["searcher"],
-                                              "scenario": row["scenario"], "simulated": "true"})
+        run = archive.client.create_run(
+            archive.experiment_id,
+            run_name=f"{row['searcher']} {row['scenario']} seed={row['seed']} (simulated)",
+            tags={
+                "mlflow.parentRunId": parent,
+                "kind": "bench-search",
+                "searcher": row["searcher"],
+                "scenario": row["scenario"],
+                "simulated": "true",
+            },
+        )
         rid = run.info.run_id
         from mlflow.entities import Metric, Param
 
         now = int(time.time() * 1000)
-        metrics = [Metric(k, float(row[k]), now, 0) for k in ("trials_to_near", "trials_to_opt", "best_train", "oracle_train", "test_score",
-                                                                "tokens_generated", "flops_spent", "agent_tokens", "wall_s") if row[k] != ""]
-        archive.client.log_batch(rid, metrics=metrics, params=[Param("seed", str(row["seed"])), Param("trials", str(trials))])
+        metrics = [
+            Metric(k, float(row[k]), now, 0)
+            for k in (
+                "trials_to_near",
+                "trials_to_opt",
+                "best_train",
+                "oracle_train",
+                "test_score",
+                "tokens_generated",
+                "flops_spent",
+                "agent_tokens",
+                "wall_s",
+            )
+            if row[k] != ""
+        ]
+        archive.client.log_batch(
+            rid, metrics=metrics, params=[Param("seed", str(row["seed"])), Param("trials", str(trials))]
+        )
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=list(r["trials"][0]))
         w.writeheader()
@@ -286,8 +406,10 @@ def run_bench(cfg: dict, progress=print) -> Path:
     for p in pngs:
         archive.log_bytes(p.read_bytes(), f"plots/{p.name}")
     archive.finish({"wall_s": wall, "searches": len(rows)}, {"status": "finished"})
-    progress(f"bench: {len(rows)} searches in {wall:.0f} s -> {out / 'bench.csv'}, {out / 'summary.md'}, {len(pngs)} plots; "
-             f"MLflow experiment 'agenttts-bench', run {parent}")
+    progress(
+        f"bench: {len(rows)} searches in {wall:.0f} s -> {out / 'bench.csv'}, {out / 'summary.md'}, {len(pngs)} plots; "
+        f"MLflow experiment 'agenttts-bench', run {parent}"
+    )
     return out
 
 

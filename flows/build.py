@@ -90,11 +90,15 @@ def stages_from_task(t: dict, catalog: dict) -> list[Stage]:
         models = []
         for name in s["models"]:
             if name not in catalog:
-                raise UnknownNameError(f"model '{name}' of stage '{s['name']}' is not in the model catalog; known: {sorted(catalog)}")
+                raise UnknownNameError(
+                    f"model '{name}' of stage '{s['name']}' is not in the model catalog; known: {sorted(catalog)}"
+                )
             m = catalog[name]
             models.append(Model(name, float(m["params"]), m.get("price_per_mtok")))
         lo, hi = s.get("samples") or [1, 100]
-        out.append(Stage(s["name"], tuple(models), int(s["prompt_tokens"]), int(s["output_tokens"]), s["fusion"], lo, hi))
+        out.append(
+            Stage(s["name"], tuple(models), int(s["prompt_tokens"]), int(s["output_tokens"]), s["fusion"], lo, hi)
+        )
     return out
 
 
@@ -108,7 +112,9 @@ def make_budget(cfg: dict, stages: list[Stage], cost: CostModel, scenario: Scena
     b = cfg.get("budget") or {}
     given = {k: b.get(k) for k in ("units", "flops", "usd") if b.get(k) is not None}
     if len(given) > 1:
-        raise ConfigError(f"give the budget in one kind only, got {sorted(given)} (budget.units, budget.flops or budget.usd)")
+        raise ConfigError(
+            f"give the budget in one kind only, got {sorted(given)} (budget.units, budget.flops or budget.usd)"
+        )
     if not given:
         if scenario is not None and scenario.budget_units is not None:
             return Budget("units", scenario.budget_units)
@@ -135,7 +141,8 @@ def load_data(cfg: dict, seed_default: int = 0) -> tuple[list[Item], list[Item]]
         if not d.get("path"):
             hint = cfg["task"]["data"].get("example_path", "")
             raise DatasetError(
-                f"task '{cfg['task']['name']}' reads a {fmt} file: give data.path=FILE" + (f" (e.g. data.path={hint})" if hint else "")
+                f"task '{cfg['task']['name']}' reads a {fmt} file: give data.path=FILE"
+                + (f" (e.g. data.path={hint})" if hint else "")
             )
         items = load_items(fmt, Path(d["path"]).expanduser())
         if len(items) < train_n:
@@ -193,7 +200,9 @@ def build(cfg: dict, with_data: bool = True) -> Context:
     else:
         stages = stages_from_task(cfg["task"], cfg.get("models") or {})
     c = cfg.get("cost") or {}
-    cost = CostModel(stages, count_fusion=bool(c.get("count_fusion", False)), prefix_sharing=bool(c.get("prefix_sharing", True)))
+    cost = CostModel(
+        stages, count_fusion=bool(c.get("count_fusion", False)), prefix_sharing=bool(c.get("prefix_sharing", True))
+    )
     space = SearchSpace(stages, make_budget(cfg, stages, cost, scenario), cost)
     space.check_budget()
     name = cfg["searcher"]["name"]
@@ -212,7 +221,10 @@ def parse_allocation(cfg: dict, space: SearchSpace) -> Allocation:
     spec = cfg.get("allocation") or {}
     if not spec:
         names = [s.name for s in space.stages]
-        raise ConfigError("no allocation given; pass one override per stage, e.g. " + " ".join(f"allocation.{n}=MODEL:S" for n in names))
+        raise ConfigError(
+            "no allocation given; pass one override per stage, e.g. "
+            + " ".join(f"allocation.{n}=MODEL:S" for n in names)
+        )
     return space.validate(Allocation.parse(spec))
 
 
@@ -239,7 +251,9 @@ def make_searcher(cfg: dict, n_questions: int = 50, check: bool = True):
         reasoner.check()  # an unreachable endpoint stops here, before any trial
     t = cfg["task"]
     info = TaskInfo(t["name"], t.get("description", ""), tuple(t.get("metrics") or [t["metric"]]), t["metric"])
-    return AgentTTSSearcher(reasoner, prompts, info, n_questions=n_questions, seed=seed, probes=bool(s.get("probes", True)))
+    return AgentTTSSearcher(
+        reasoner, prompts, info, n_questions=n_questions, seed=seed, probes=bool(s.get("probes", True))
+    )
 
 
 def make_llm_baseline(cfg: dict, n_questions: int = 50, check: bool = True):

@@ -54,7 +54,9 @@ def compose(overrides: list[str]) -> dict:
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = hydra_compose(config_name="config", overrides=_rewrite(overrides), return_hydra_config=True)
     choices = OmegaConf.to_container(cfg.hydra.runtime.choices)
-    sources = [s.path for s in cfg.hydra.runtime.config_sources if s.provider in ("main", "hydra.searchpath in command-line")]
+    sources = [
+        s.path for s in cfg.hydra.runtime.config_sources if s.provider in ("main", "hydra.searchpath in command-line")
+    ]
     out = OmegaConf.to_container(cfg, resolve=False)
     out.pop("hydra")
     out = OmegaConf.to_container(OmegaConf.create(out), resolve=True)
@@ -89,15 +91,21 @@ def cmd_cost(cfg: dict) -> int:
     a = parse_allocation(cfg, ctx.space)
     c = ctx.space.cost_model.cost(a)
     print(f"task {ctx.task.name}, budget {ctx.space.budget}, fuser call charged: {ctx.space.cost_model.count_fusion}")
-    print(f"{'stage':<12} {'model':<16} {'S':>4} {'units':>9} {'FLOPs':>11} {'fuser units':>12} {'fuser FLOPs':>12} {'$':>10}")
+    print(
+        f"{'stage':<12} {'model':<16} {'S':>4} {'units':>9} {'FLOPs':>11} {'fuser units':>12} {'fuser FLOPs':>12} {'$':>10}"
+    )
     for s in c.stages:
         usd = "-" if s.usd is None else f"{s.usd:.6f}"
-        print(f"{s.stage:<12} {s.model:<16} {s.samples:>4} {s.units:>9.1f} {_fmt_flops(s.flops):>11} "
-              f"{s.fusion_units:>12.1f} {_fmt_flops(s.fusion_flops):>12} {usd:>10}")
+        print(
+            f"{s.stage:<12} {s.model:<16} {s.samples:>4} {s.units:>9.1f} {_fmt_flops(s.flops):>11} "
+            f"{s.fusion_units:>12.1f} {_fmt_flops(s.fusion_flops):>12} {usd:>10}"
+        )
     no_fuse = sum(s.units for s in c.stages)
-    print(f"total: {no_fuse:.1f} units without the fuser calls, {no_fuse + c.fusion_units:.1f} units with them; "
-          f"{_fmt_flops(sum(s.flops for s in c.stages))} FLOPs per question "
-          f"({_fmt_flops(sum(s.flops for s in c.stages) + c.fusion_flops)} with fuser)")
+    print(
+        f"total: {no_fuse:.1f} units without the fuser calls, {no_fuse + c.fusion_units:.1f} units with them; "
+        f"{_fmt_flops(sum(s.flops for s in c.stages))} FLOPs per question "
+        f"({_fmt_flops(sum(s.flops for s in c.stages) + c.fusion_flops)} with fuser)"
+    )
     if c.usd is not None:
         print(f"dollars per question: {c.usd:.6f}")
     used = c.measure(ctx.space.budget.kind)
@@ -112,7 +120,12 @@ def cmd_space(cfg: dict) -> int:
     ctx = build(cfg, with_data=False)
     sp = ctx.space
     default = default_budget_units(list(sp.stages), sp.cost_model)
-    print(f"task {ctx.task.name}: stages " + ", ".join(f"{s.name} [{', '.join(m.name for m in s.models)}] S∈[{s.min_samples},{s.max_samples}]" for s in sp.stages))
+    print(
+        f"task {ctx.task.name}: stages "
+        + ", ".join(
+            f"{s.name} [{', '.join(m.name for m in s.models)}] S∈[{s.min_samples},{s.max_samples}]" for s in sp.stages
+        )
+    )
     print(f"budget: {sp.budget}   (default: {default:.0f} units = one sample of the largest model per stage)")
     print(f"feasible allocations: {sp.size}")
     cheap, dear = sp.cheapest(), sp.most_expensive_feasible()
@@ -127,18 +140,27 @@ def cmd_search(cfg: dict) -> int:
     t0 = time.perf_counter()
     ctx = build(cfg)  # validates everything before Prefect is imported
     sim = " (SIMULATED: backend=sim, outputs come from the scenario, not from models)" if ctx.simulated else ""
-    print(f"search: task={ctx.task.name} searcher={cfg['searcher']['name']} budget={ctx.space.budget} "
-          f"space={ctx.space.size} allocations, {len(ctx.train)} train questions{sim}", flush=True)
+    print(
+        f"search: task={ctx.task.name} searcher={cfg['searcher']['name']} budget={ctx.space.budget} "
+        f"space={ctx.space.size} allocations, {len(ctx.train)} train questions{sim}",
+        flush=True,
+    )
     _prefect_env(cfg)
     from flows.search import search_flow
 
     out = search_flow(cfg)
     b = out.best
     print(f"best allocation: {b.allocation}")
-    print(f"train score ({ctx.task.metric}): {b.score:.4f}   " + "  ".join(f"{k}={v:.3f}" for k, v in b.metrics.items()))
-    print(f"budget: {b.cost.units:.1f} units of {ctx.space.budget}; FLOPs planned {_fmt_flops(b.flops_planned)}, "
-          f"spent {_fmt_flops(b.flops_spent)} over {len(ctx.train)} questions (fuser {_fmt_flops(b.fusion_flops_spent)})")
-    print(f"trials: {len(out.history)}, tokens generated: {out.generated_tokens:,}, wall {time.perf_counter() - t0:.1f} s")
+    print(
+        f"train score ({ctx.task.metric}): {b.score:.4f}   " + "  ".join(f"{k}={v:.3f}" for k, v in b.metrics.items())
+    )
+    print(
+        f"budget: {b.cost.units:.1f} units of {ctx.space.budget}; FLOPs planned {_fmt_flops(b.flops_planned)}, "
+        f"spent {_fmt_flops(b.flops_spent)} over {len(ctx.train)} questions (fuser {_fmt_flops(b.fusion_flops_spent)})"
+    )
+    print(
+        f"trials: {len(out.history)}, tokens generated: {out.generated_tokens:,}, wall {time.perf_counter() - t0:.1f} s"
+    )
     print(f"MLflow: experiment '{out.experiment}', run {out.run_id}")
     print(f"  open with: mlflow ui --backend-store-uri {out.tracking_uri}")
     return 0
@@ -157,12 +179,21 @@ def cmd_bench(cfg: dict) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="agenttts", description="Compute-optimal test-time scaling for multi-stage LLM pipelines.")
+    parser = argparse.ArgumentParser(
+        prog="agenttts", description="Compute-optimal test-time scaling for multi-stage LLM pipelines."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, text in [("search", "run a search"), ("cost", "price an allocation"), ("space", "describe the search space"),
-                       ("config", "print the composed config"), ("bench", "benchmark searchers on simulated scenarios")]:
+    for name, text in [
+        ("search", "run a search"),
+        ("cost", "price an allocation"),
+        ("space", "describe the search space"),
+        ("config", "print the composed config"),
+        ("bench", "benchmark searchers on simulated scenarios"),
+    ]:
         p = sub.add_parser(name, help=text)
-        p.add_argument("-m", "--multirun", action="store_true", help="expand comma-separated overrides into several jobs")
+        p.add_argument(
+            "-m", "--multirun", action="store_true", help="expand comma-separated overrides into several jobs"
+        )
         p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. task=2wiki budget.units=900")
     args = parser.parse_args(argv)
     jobs = expand_sweeps(args.overrides) if args.multirun else [args.overrides]

@@ -120,16 +120,33 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
                 history.append(r)
                 rationales.append(w)
                 t = chosen[r.allocation].trace
-                trace.append({
-                    "trial": len(history), "round": rnd_no, "allocation": str(r.allocation), "rationale": w,
-                    "insight": t.get("insight", ""), "source": t.get("source", searcher.name),
-                    "repairs": t.get("repairs", []), "score": r.score, "units": r.cost.units,
-                    "improved_best": r.score > prev,
-                })
+                trace.append(
+                    {
+                        "trial": len(history),
+                        "round": rnd_no,
+                        "allocation": str(r.allocation),
+                        "rationale": w,
+                        "insight": t.get("insight", ""),
+                        "source": t.get("source", searcher.name),
+                        "repairs": t.get("repairs", []),
+                        "score": r.score,
+                        "units": r.cost.units,
+                        "improved_best": r.score > prev,
+                    }
+                )
                 if child_runs:
-                    tags = {"searcher": searcher.name, "round": rnd_no, "rationale": w[:4000], "simulated": str(ctx.simulated).lower()}
+                    tags = {
+                        "searcher": searcher.name,
+                        "round": rnd_no,
+                        "rationale": w[:4000],
+                        "simulated": str(ctx.simulated).lower(),
+                    }
                     if t:
-                        tags.update(insight=t.get("insight", ""), source=t.get("source", ""), repairs="; ".join(t.get("repairs", []))[:4000])
+                        tags.update(
+                            insight=t.get("insight", ""),
+                            source=t.get("source", ""),
+                            repairs="; ".join(t.get("repairs", []))[:4000],
+                        )
                     archive.log_trial(r, len(history), tags)
             searcher.observe(results)
             best = best_trial(history)
@@ -141,7 +158,9 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
         archive.fail(f"{type(exc).__name__}: {exc}")
         raise
     best = best_trial(history)
-    outcome = SearchOutcome(best, history, archive.parent_id, experiment, archive.uri, env.bank.generated_tokens, rejected)
+    outcome = SearchOutcome(
+        best, history, archive.parent_id, experiment, archive.uri, env.bank.generated_tokens, rejected
+    )
     outcome.wall_s = time.perf_counter() - started
     archive.log_progress(outcome.best_so_far)
     archive.log_trials_table(history, [{"rationale": w} for w in rationales])
@@ -171,7 +190,19 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
     if hasattr(searcher, "agent_seconds"):
         summary["agent/seconds"] = searcher.agent_seconds
         summary["agent/tokens"] = searcher.agent_tokens
-    archive.log_text(yaml.safe_dump({"allocation": best.allocation.to_dict(), "score": best.score, "metrics": best.metrics, "units": best.cost.units, "simulated": ctx.simulated}, sort_keys=False), "best_allocation.yaml")
+    archive.log_text(
+        yaml.safe_dump(
+            {
+                "allocation": best.allocation.to_dict(),
+                "score": best.score,
+                "metrics": best.metrics,
+                "units": best.cost.units,
+                "simulated": ctx.simulated,
+            },
+            sort_keys=False,
+        ),
+        "best_allocation.yaml",
+    )
     archive.finish(summary, {"status": "finished", "best_allocation": str(best.allocation)})
     env.bank.close()
     return outcome

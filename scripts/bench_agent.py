@@ -51,7 +51,11 @@ def run_one(job: tuple[str, int, int, list[str]]) -> list[dict]:
         while len(history) < trials:
             props = searcher.propose(ctx.space, history, min(batch, trials - len(history)))
             seen = {r.allocation for r in history}
-            allocs = list(dict.fromkeys(p.allocation for p in props if p.allocation not in seen and ctx.space.is_feasible(p.allocation)))
+            allocs = list(
+                dict.fromkeys(
+                    p.allocation for p in props if p.allocation not in seen and ctx.space.is_feasible(p.allocation)
+                )
+            )
             if not allocs:
                 break
             results = env.evaluate(allocs)
@@ -64,9 +68,21 @@ def run_one(job: tuple[str, int, int, list[str]]) -> list[dict]:
                 near = i
             if opt is None and best >= oracle - 1e-9:
                 opt = i
-        rows.append({"scenario": scenario, "seed": seed, "searcher": name, "near": near, "opt": opt,
-                     "best": best, "oracle": oracle, "n": n, "space": ctx.space.size, "grid_s": grid_s,
-                     "search_s": time.perf_counter() - t})
+        rows.append(
+            {
+                "scenario": scenario,
+                "seed": seed,
+                "searcher": name,
+                "near": near,
+                "opt": opt,
+                "best": best,
+                "oracle": oracle,
+                "n": n,
+                "space": ctx.space.size,
+                "grid_s": grid_s,
+                "search_s": time.perf_counter() - t,
+            }
+        )
     return rows
 
 
@@ -88,8 +104,12 @@ def main() -> None:
     def med(xs):
         return statistics.median(cap if x is None else x for x in xs)
 
-    print(f"SIMULATED: {a.seeds} seeds x {len(scenarios)} scenarios, {a.trials} trials, {time.perf_counter() - t:.0f} s\n")
-    print("| scenario | space | N | searcher | median trials to within 1 question | reached (of seeds) | median trials to oracle | final best = oracle |")
+    print(
+        f"SIMULATED: {a.seeds} seeds x {len(scenarios)} scenarios, {a.trials} trials, {time.perf_counter() - t:.0f} s\n"
+    )
+    print(
+        "| scenario | space | N | searcher | median trials to within 1 question | reached (of seeds) | median trials to oracle | final best = oracle |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     summary = {}
     for s in scenarios:
@@ -98,17 +118,24 @@ def main() -> None:
             near, opt = med(r["near"] for r in rs), med(r["opt"] for r in rs)
             summary[(s, name)] = near
             fmt = lambda v: f"{v:g}" if v <= a.trials else f">{a.trials}"  # noqa: E731
-            print(f"| {s} | {rs[0]['space']} | {rs[0]['n']} | {name} | {fmt(near)} | {sum(r['near'] is not None for r in rs)}/{len(rs)} "
-                  f"| {fmt(opt)} | {sum(r['best'] >= r['oracle'] - 1e-9 for r in rs)}/{len(rs)} |")
+            print(
+                f"| {s} | {rs[0]['space']} | {rs[0]['n']} | {name} | {fmt(near)} | {sum(r['near'] is not None for r in rs)}/{len(rs)} "
+                f"| {fmt(opt)} | {sum(r['best'] >= r['oracle'] - 1e-9 for r in rs)}/{len(rs)} |"
+            )
     if "agenttts" in a.searchers and "random" in a.searchers:
         print()
         for s in scenarios:
             ag, rnd = summary[(s, "agenttts")], summary[(s, "random")]
-            print(f"- {s}: agent {ag:g} vs random {'>' if rnd > a.trials else ''}{min(rnd, a.trials):g} trials -> "
-                  f"{'at least ' if rnd > a.trials else ''}{min(rnd, a.trials) / ag:.1f}x sooner")
+            print(
+                f"- {s}: agent {ag:g} vs random {'>' if rnd > a.trials else ''}{min(rnd, a.trials):g} trials -> "
+                f"{'at least ' if rnd > a.trials else ''}{min(rnd, a.trials) / ag:.1f}x sooner"
+            )
     grid_s = statistics.median(r["grid_s"] for r in rows)
     print(f"\n(grid oracle: median {grid_s:.1f} s per scenario and seed)")
-    per_seed = sorted((r["scenario"], r["seed"], r["searcher"], r["near"], r["opt"], round(r["best"], 3), round(r["oracle"], 3)) for r in rows)
+    per_seed = sorted(
+        (r["scenario"], r["seed"], r["searcher"], r["near"], r["opt"], round(r["best"], 3), round(r["oracle"], 3))
+        for r in rows
+    )
     print("\nper run (scenario, seed, searcher, trials_to_near, trials_to_opt, best, oracle):", file=sys.stderr)
     for row in per_seed:
         print("  ", row, file=sys.stderr)

@@ -48,8 +48,12 @@ def main() -> None:
         cold, _ = run(["searcher=random", "trials=50", "bank.persist=false"], work)
         warm = [run(["searcher=random", "trials=50", "bank.persist=false"], work)[0] for _ in range(a.repeats)]
         rows.append(("random, 50 trials, fresh Prefect home (cold start)", f"{cold:.1f} s"))
-        rows.append((f"random, 50 trials, warm (median of {a.repeats})", f"{statistics.median(warm):.1f} s "
-                     f"(runs: {', '.join(f'{w:.1f}' for w in warm)})"))
+        rows.append(
+            (
+                f"random, 50 trials, warm (median of {a.repeats})",
+                f"{statistics.median(warm):.1f} s (runs: {', '.join(f'{w:.1f}' for w in warm)})",
+            )
+        )
         # 2. generated tokens with and without the bank, same seed
         _, with_bank = run(["searcher=random", "trials=50", "bank.persist=false", "seed=0"], work)
         _, without = run(["searcher=random", "trials=50", "bank.persist=false", "bank.enabled=false", "seed=0"], work)
@@ -63,8 +67,12 @@ def main() -> None:
         if not a.skip_grid:
             wall, out = run(["searcher=grid", "bank.persist=false"], work)
             best, em = grab(r"best allocation: (.+)", out), grab(r"train score \(em\): ([\d.]+)", out)
-            rows.append(("grid oracle (scenario 2wiki, synthetic items, 929 units)",
-                         f"{best} -> EM {em}, {grab(r'trials: ([0-9]+)', out)} trials, {wall:.0f} s"))
+            rows.append(
+                (
+                    "grid oracle (scenario 2wiki, synthetic items, 929 units)",
+                    f"{best} -> EM {em}, {grab(r'trials: ([0-9]+)', out)} trials, {wall:.0f} s",
+                )
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print("| measurement | value |\n|---|---|")

@@ -27,7 +27,11 @@ def space():
 
 
 def cand(r_model, r_samples, q_model, q_samples, **extra) -> dict:
-    return {"retrieval": {"model": r_model, "samples": r_samples}, "qa": {"model": q_model, "samples": q_samples}, **extra}
+    return {
+        "retrieval": {"model": r_model, "samples": r_samples},
+        "qa": {"model": q_model, "samples": q_samples},
+        **extra,
+    }
 
 
 A = cand("Qwen2.5-7B", 10, "Llama-3.2-3B", 20)
@@ -81,7 +85,8 @@ CASES = {
     "other-list-key-trials": Case(json.dumps({"trials": [A, B], "note": "balanced"}), [A_KEY, B_KEY], {}),
     "fenced-with-prose": Case(
         "Based on the guidelines I propose two trials.\n```json\n" + STRICT + "\n```\nBoth fit the budget.",
-        [A_KEY, B_KEY], {},
+        [A_KEY, B_KEY],
+        {},
     ),
     "fence-without-language": Case("Here:\n```\n" + STRICT + "\n```", [A_KEY, B_KEY], {}),
     "prose-with-brackets-before-json": Case(
@@ -91,21 +96,29 @@ CASES = {
     "single-quotes-python-literals": Case(
         "{'candidates': [{'retrieval': {'model': 'Qwen2.5-7B', 'samples': 10}, "
         "'qa': {'model': 'Llama-3.2-3B', 'samples': 20}, 'insight': None, 'final': True}]}",
-        [A_KEY], {"json_repaired": 1}, k=1,
+        [A_KEY],
+        {"json_repaired": 1},
+        k=1,
     ),
     "trailing-commas": Case(
         '{"candidates": [{"retrieval": {"model": "Qwen2.5-7B", "samples": 10,}, '
         '"qa": {"model": "Llama-3.2-3B", "samples": 20,},},],}',
-        [A_KEY], {"json_repaired": 1}, k=1,
+        [A_KEY],
+        {"json_repaired": 1},
+        k=1,
     ),
     "bare-keys": Case(
         '{candidates: [{retrieval: {model: "Qwen2.5-7B", samples: 10}, qa: {model: "Llama-3.2-3B", samples: 20}}]}',
-        [A_KEY], {"json_repaired": 1}, k=1,
+        [A_KEY],
+        {"json_repaired": 1},
+        k=1,
     ),
     "line-comments": Case(
         '{"candidates": [\n  // cheap retriever, many samples\n  {"retrieval": {"model": "Qwen2.5-7B", "samples": 10},'
         ' // Insight 2\n   "qa": {"model": "Llama-3.2-3B", "samples": 20}}\n]}',
-        [A_KEY], {"json_repaired": 1}, k=1,
+        [A_KEY],
+        {"json_repaired": 1},
+        k=1,
     ),
     "cut-off-inside-second-candidate": Case(
         STRICT[: STRICT.index('"Llama-3.1-8B"') + 6], [A_KEY], {"json_repaired": 1, "too_few": 1}
@@ -126,22 +139,43 @@ CASES = {
     ),
     "model-string-without-samples": Case(
         json.dumps({"retrieval": "Qwen2.5-7B", "qa": "Llama-3.2-3B:20"}),
-        ["retrieval=Qwen2.5-7B:1 qa=Llama-3.2-3B:20"], {"missing_samples": 1}, k=1,
+        ["retrieval=Qwen2.5-7B:1 qa=Llama-3.2-3B:20"],
+        {"missing_samples": 1},
+        k=1,
     ),
     "subtask_N-single-candidate": Case(
-        json.dumps({"subtask_1": {"model": "Qwen2.5-7B", "samples": 10}, "subtask_2": {"model": "Llama-3.2-3B", "samples": 20}}),
-        [A_KEY], {}, k=1,
+        json.dumps(
+            {"subtask_1": {"model": "Qwen2.5-7B", "samples": 10}, "subtask_2": {"model": "Llama-3.2-3B", "samples": 20}}
+        ),
+        [A_KEY],
+        {},
+        k=1,
     ),
     "subtask_N-in-candidates": Case(
-        json.dumps({"candidates": [
-            {"subtask_1": {"model": "Qwen2.5-7B", "samples": 10}, "subtask_2": {"model": "Llama-3.2-3B", "samples": 20}},
-            {"Subtask 1": {"model": "Qwen2.5-32B", "samples": 5}, "Subtask 2": {"model": "Llama-3.1-8B", "samples": 8}},
-        ]}),
-        [A_KEY, B_KEY], {},
+        json.dumps(
+            {
+                "candidates": [
+                    {
+                        "subtask_1": {"model": "Qwen2.5-7B", "samples": 10},
+                        "subtask_2": {"model": "Llama-3.2-3B", "samples": 20},
+                    },
+                    {
+                        "Subtask 1": {"model": "Qwen2.5-32B", "samples": 5},
+                        "Subtask 2": {"model": "Llama-3.1-8B", "samples": 8},
+                    },
+                ]
+            }
+        ),
+        [A_KEY, B_KEY],
+        {},
     ),
     "stage-names-other-case": Case(
-        json.dumps({"RETRIEVAL": {"Model": "Qwen2.5-7B", "Samples": 10}, "QA": {"MODEL": "Llama-3.2-3B", "num_samples": 20}}),
-        [A_KEY], {}, k=1,
+        json.dumps(
+            {"RETRIEVAL": {"Model": "Qwen2.5-7B", "Samples": 10}, "QA": {"MODEL": "Llama-3.2-3B", "num_samples": 20}}
+        ),
+        [A_KEY],
+        {},
+        k=1,
     ),
     # --- model names ---------------------------------------------------------------------------
     "model-wrong-case": Case(models("qwen2.5-7b", "LLAMA-3.2-3B"), [A_KEY], {}, k=1),
@@ -150,7 +184,9 @@ CASES = {
     ),
     "model-close-typo": Case(models("Qwen2.5-7", "Llama-3.2-3"), [A_KEY], {"model_repaired": 2}, k=1),
     "model-size-only": Case(models("the 7B qwen", "the 3B llama"), [A_KEY], {"model_repaired": 2}, k=1),
-    "model-size-in-other-spelling": Case(models("Qwen-2.5 7b", "Llama3.2-3B-Instruct"), [A_KEY], {"model_repaired": 2}, k=1),
+    "model-size-in-other-spelling": Case(
+        models("Qwen-2.5 7b", "Llama3.2-3B-Instruct"), [A_KEY], {"model_repaired": 2}, k=1
+    ),
     "model-unknown-dropped": Case(
         json.dumps([cand("Qwen2.5-7B", 10, "GPT-4o", 20), B]), [B_KEY], {"unknown_model": 1, "too_few": 1}
     ),
@@ -158,54 +194,91 @@ CASES = {
     # --- samples -------------------------------------------------------------------------------
     "samples-string-with-words": Case(qa_samples("20 samples"), [A_KEY], {}, k=1),
     "samples-float-rounded": Case(qa_samples(19.6), [A_KEY], {}, k=1),
-    "samples-zero-clipped": Case(qa_samples(0), ["retrieval=Qwen2.5-7B:10 qa=Llama-3.2-3B:1"], {"samples_out_of_range": 1}, k=1),
-    "samples-negative-clipped": Case(qa_samples(-3), ["retrieval=Qwen2.5-7B:10 qa=Llama-3.2-3B:1"], {"samples_out_of_range": 1}, k=1),
-    "samples-negative-string-clipped": Case(qa_samples("-3"), ["retrieval=Qwen2.5-7B:10 qa=Llama-3.2-3B:1"],
-                                            {"samples_out_of_range": 1}, k=1),
-    "samples-above-max-clipped": Case(qa_samples(250), ["retrieval=Qwen2.5-7B:10 qa=Llama-3.2-3B:100"], {"samples_out_of_range": 1}, k=1),
+    "samples-zero-clipped": Case(
+        qa_samples(0), ["retrieval=Qwen2.5-7B:10 qa=Llama-3.2-3B:1"], {"samples_out_of_range": 1}, k=1
+    ),
+    "samples-negative-clipped": Case(
+        qa_samples(-3), ["retrieval=Qwen2.5-7B:10 qa=Llama-3.2-3B:1"], {"samples_out_of_range": 1}, k=1
+    ),
+    "samples-negative-string-clipped": Case(
+        qa_samples("-3"), ["retrieval=Qwen2.5-7B:10 qa=Llama-3.2-3B:1"], {"samples_out_of_range": 1}, k=1
+    ),
+    "samples-above-max-clipped": Case(
+        qa_samples(250), ["retrieval=Qwen2.5-7B:10 qa=Llama-3.2-3B:100"], {"samples_out_of_range": 1}, k=1
+    ),
     "samples-missing": Case(
         json.dumps({"retrieval": {"model": "Qwen2.5-7B", "samples": 10}, "qa": {"model": "Llama-3.2-3B"}}),
-        ["retrieval=Qwen2.5-7B:10 qa=Llama-3.2-3B:1"], {"missing_samples": 1}, k=1,
+        ["retrieval=Qwen2.5-7B:10 qa=Llama-3.2-3B:1"],
+        {"missing_samples": 1},
+        k=1,
     ),
-    "samples-words-only": Case(qa_samples("many"), ["retrieval=Qwen2.5-7B:10 qa=Llama-3.2-3B:1"], {"missing_samples": 1}, k=1),
-    "samples-boolean": Case(qa_samples(True), ["retrieval=Qwen2.5-7B:10 qa=Llama-3.2-3B:1"], {"missing_samples": 1}, k=1),
-    "samples-NaN": Case(qa_samples(float("nan")), ["retrieval=Qwen2.5-7B:10 qa=Llama-3.2-3B:1"], {"missing_samples": 1}, k=1),
-    "samples-Infinity": Case(qa_samples(float("inf")), ["retrieval=Qwen2.5-7B:10 qa=Llama-3.2-3B:1"], {"missing_samples": 1}, k=1),
+    "samples-words-only": Case(
+        qa_samples("many"), ["retrieval=Qwen2.5-7B:10 qa=Llama-3.2-3B:1"], {"missing_samples": 1}, k=1
+    ),
+    "samples-boolean": Case(
+        qa_samples(True), ["retrieval=Qwen2.5-7B:10 qa=Llama-3.2-3B:1"], {"missing_samples": 1}, k=1
+    ),
+    "samples-NaN": Case(
+        qa_samples(float("nan")), ["retrieval=Qwen2.5-7B:10 qa=Llama-3.2-3B:1"], {"missing_samples": 1}, k=1
+    ),
+    "samples-Infinity": Case(
+        qa_samples(float("inf")), ["retrieval=Qwen2.5-7B:10 qa=Llama-3.2-3B:1"], {"missing_samples": 1}, k=1
+    ),
     # --- stages --------------------------------------------------------------------------------
     "missing-stage-from-fallback": Case(
         json.dumps({"retrieval": {"model": "Qwen2.5-7B", "samples": 10}}),
-        ["retrieval=Qwen2.5-7B:10 qa=Llama-3.1-8B:20"], {"missing_stage": 1}, k=1,
+        ["retrieval=Qwen2.5-7B:10 qa=Llama-3.1-8B:20"],
+        {"missing_stage": 1},
+        k=1,
     ),
     "missing-stage-without-fallback": Case(
-        json.dumps({"retrieval": {"model": "Qwen2.5-7B", "samples": 10}}), [], {"missing_stage": 1, "too_few": 1},
-        k=1, fallback=None,
+        json.dumps({"retrieval": {"model": "Qwen2.5-7B", "samples": 10}}),
+        [],
+        {"missing_stage": 1, "too_few": 1},
+        k=1,
+        fallback=None,
     ),
     # --- budget --------------------------------------------------------------------------------
     "over-budget-one-stage-projected": Case(
-        json.dumps(cand("Qwen2.5-72B", 1, "Llama-3.1-70B", 50)), ["retrieval=Qwen2.5-72B:1 qa=Llama-3.1-70B:1"],
-        {"over_budget": 1}, k=1,
+        json.dumps(cand("Qwen2.5-72B", 1, "Llama-3.1-70B", 50)),
+        ["retrieval=Qwen2.5-72B:1 qa=Llama-3.1-70B:1"],
+        {"over_budget": 1},
+        k=1,
     ),
     "over-budget-samples-projected": Case(
-        json.dumps(cand("Qwen2.5-32B", 30, "Llama-3.2-3B", 10)), ["retrieval=Qwen2.5-32B:27 qa=Llama-3.2-3B:10"],
-        {"over_budget": 1}, k=1,
+        json.dumps(cand("Qwen2.5-32B", 30, "Llama-3.2-3B", 10)),
+        ["retrieval=Qwen2.5-32B:27 qa=Llama-3.2-3B:10"],
+        {"over_budget": 1},
+        k=1,
     ),
     "over-budget-projects-onto-seen": Case(
-        json.dumps([cand("Qwen2.5-72B", 1, "Llama-3.1-70B", 50), A]), [A_KEY], {"over_budget": 1, "duplicate": 1},
-        seen=("retrieval=Qwen2.5-72B:1 qa=Llama-3.1-70B:1",), k=1,
+        json.dumps([cand("Qwen2.5-72B", 1, "Llama-3.1-70B", 50), A]),
+        [A_KEY],
+        {"over_budget": 1, "duplicate": 1},
+        seen=("retrieval=Qwen2.5-72B:1 qa=Llama-3.1-70B:1",),
+        k=1,
     ),
     # --- duplicates and batch size -------------------------------------------------------------
     "duplicate-of-archived": Case(STRICT, [B_KEY], {"duplicate": 1, "too_few": 1}, seen=(A_KEY,)),
     "duplicate-within-batch": Case(json.dumps([A, A, B]), [A_KEY, B_KEY], {"duplicate": 1, "too_few": 1}, k=3),
-    "duplicate-after-model-repair": Case(json.dumps([A, cand("qwen2.5-7b", "10", "the 3B llama", 20.0)]), [A_KEY],
-                                         {"duplicate": 1, "model_repaired": 1}, k=1),
+    "duplicate-after-model-repair": Case(
+        json.dumps([A, cand("qwen2.5-7b", "10", "the 3B llama", 20.0)]),
+        [A_KEY],
+        {"duplicate": 1, "model_repaired": 1},
+        k=1,
+    ),
     "too-many": Case(json.dumps([A, B, C, D]), [A_KEY, B_KEY], {"too_many": 2}),
-    "too-many-after-duplicates": Case(json.dumps([A, B, C, D]), [B_KEY, C_KEY], {"duplicate": 1, "too_many": 1}, seen=(A_KEY,)),
+    "too-many-after-duplicates": Case(
+        json.dumps([A, B, C, D]), [B_KEY, C_KEY], {"duplicate": 1, "too_many": 1}, seen=(A_KEY,)
+    ),
     "too-few": Case(json.dumps([A]), [A_KEY], {"too_few": 1}, k=3),
     # --- unusable answers ----------------------------------------------------------------------
     "empty-string": Case("", [], {"empty_answer": 1}),
     "none": Case(None, [], {"empty_answer": 1}),
     "whitespace": Case("  \n\t \n", [], {"empty_answer": 1}),
-    "pure-prose": Case("I'd keep the retriever small and spend the rest on more QA samples; 20 seems right.", [], {"no_json": 1}),
+    "pure-prose": Case(
+        "I'd keep the retriever small and spend the rest on more QA samples; 20 seems right.", [], {"no_json": 1}
+    ),
     "endless-junk-after-json": Case(
         STRICT + (" and so on {again} [and again]" * 12_000), [A_KEY, B_KEY], {"truncated_answer": 1}
     ),
@@ -217,7 +290,9 @@ CASES = {
     "wrong-shape-string": Case('"retrieval=Qwen2.5-7B:10 qa=Llama-3.2-3B:20"', [], {"bad_structure": 1, "too_few": 1}),
     "wrong-shape-list-of-numbers": Case("[1, 2, 3]", [], {"bad_structure": 1, "too_few": 1}),
     "wrong-shape-null": Case("null", [], {"bad_structure": 1}),
-    "wrong-shape-dict-without-candidates": Case('{"note": "no idea", "score": 0.5}', [], {"bad_structure": 1, "too_few": 1}),
+    "wrong-shape-dict-without-candidates": Case(
+        '{"note": "no idea", "score": 0.5}', [], {"bad_structure": 1, "too_few": 1}
+    ),
 }
 
 
@@ -248,9 +323,14 @@ def test_endless_answer_is_cut_to_the_limit(space):
 
 
 def test_over_budget_uses_space_project(space):
-    for text in (json.dumps(cand("Qwen2.5-72B", 1, "Llama-3.1-70B", 50)), json.dumps(cand("Qwen2.5-32B", 30, "Llama-3.2-3B", 10)),
-                 json.dumps(cand("Qwen2.5-72B", 10, "Llama-3.2-3B", 20))):
-        raw = Allocation.parse({st: {"model": v["model"], "samples": v["samples"]} for st, v in json.loads(text).items()})
+    for text in (
+        json.dumps(cand("Qwen2.5-72B", 1, "Llama-3.1-70B", 50)),
+        json.dumps(cand("Qwen2.5-32B", 30, "Llama-3.2-3B", 10)),
+        json.dumps(cand("Qwen2.5-72B", 10, "Llama-3.2-3B", 20)),
+    ):
+        raw = Allocation.parse(
+            {st: {"model": v["model"], "samples": v["samples"]} for st, v in json.loads(text).items()}
+        )
         assert not space.is_feasible(raw)
         parsed = parse_trials(text, space, set(), 1)
         (p,) = parsed.proposals
@@ -260,10 +340,16 @@ def test_over_budget_uses_space_project(space):
 
 
 def test_repairs_insight_and_rationale_are_kept(space):
-    text = json.dumps({"candidates": [
-        cand("the 7B qwen", 10, "Llama-3.2-3B", 250, insight="2", rationale="more QA samples until the plateau"),
-        {"retrieval": {"model": "Qwen2.5-32B", "samples": 5}, "reason": "keep the 32B retriever"},
-    ]})
+    text = json.dumps(
+        {
+            "candidates": [
+                cand(
+                    "the 7B qwen", 10, "Llama-3.2-3B", 250, insight="2", rationale="more QA samples until the plateau"
+                ),
+                {"retrieval": {"model": "Qwen2.5-32B", "samples": 5}, "reason": "keep the 32B retriever"},
+            ]
+        }
+    )
     parsed = parse_trials(text, space, set(), 2, Allocation.parse(FALLBACK))
     first, second = parsed.proposals
     assert str(first.allocation) == "retrieval=Qwen2.5-7B:10 qa=Llama-3.2-3B:100"
@@ -283,10 +369,51 @@ def test_k_zero_keeps_nothing(space):
 # --- property-style: garbage never raises, and whatever comes out is usable ---------------------------
 
 TOKENS = [
-    "{", "}", "[", "]", '"', "'", ":", ",", " ", "\n", "```json", "```", "//", "candidates", "retrieval", "qa", "QA",
-    "subtask_1", "subtask_2", "trial_1", "model", "samples", "Qwen2.5-7B", "Qwen2.5-72B", "qwen2.5-32b", "Llama-3.2-3B",
-    "Llama-3.1-70B", "llama 8B", "GPT-4o", "0", "1", "3", "10", "-3", "9.6", "250", "1e400", "NaN", "Infinity",
-    "True", "None", "null", '"Qwen2.5-7B:10"', "\\", '\\"',
+    "{",
+    "}",
+    "[",
+    "]",
+    '"',
+    "'",
+    ":",
+    ",",
+    " ",
+    "\n",
+    "```json",
+    "```",
+    "//",
+    "candidates",
+    "retrieval",
+    "qa",
+    "QA",
+    "subtask_1",
+    "subtask_2",
+    "trial_1",
+    "model",
+    "samples",
+    "Qwen2.5-7B",
+    "Qwen2.5-72B",
+    "qwen2.5-32b",
+    "Llama-3.2-3B",
+    "Llama-3.1-70B",
+    "llama 8B",
+    "GPT-4o",
+    "0",
+    "1",
+    "3",
+    "10",
+    "-3",
+    "9.6",
+    "250",
+    "1e400",
+    "NaN",
+    "Infinity",
+    "True",
+    "None",
+    "null",
+    '"Qwen2.5-7B:10"',
+    "\\",
+    '\\"',
 ]
 MODEL_NAMES = {
     "retrieval": ["Qwen2.5-7B", "Qwen2.5-32B", "Qwen2.5-72B", "qwen2.5-72b", "Qwen-32B", "the 7B qwen", "GPT-4o"],

@@ -226,7 +226,9 @@ def test_trials_prompt(prompts, task, space, history):
     ids=["none", "one", "two", "three", "five"],
 )
 def test_trials_prompt_guideline_selection(prompts, task, space, history, guidelines, shown, hidden):
-    g = section(render_trials(prompts, task, space, history, guidelines, 2), "Guidelines from earlier analysis:", "Propose")
+    g = section(
+        render_trials(prompts, task, space, history, guidelines, 2), "Guidelines from earlier analysis:", "Propose"
+    )
     assert [s for s in shown if s in g] == shown
     assert all(g.count(s) == 1 for s in shown)
     assert not [s for s in hidden if s in g]
@@ -288,8 +290,14 @@ def _edit(name, old, new):
         (_edit("trials.txt", "$budget_function", "(see above)"), ["trials.txt", "$budget_function"]),
         (_edit("guidelines.txt", "$recent_history", ""), ["guidelines.txt", "$recent_history"]),
         (_edit("initial_guidelines.txt", "$total_budget", "a lot"), ["initial_guidelines.txt", "$total_budget"]),
-        (_edit("guidelines.txt", "$old_history", "$old_history $budget_left"), ["guidelines.txt", "unknown placeholder", "$budget_left"]),
-        (_edit("initial_guidelines.txt", "$history", "$history $old_history"), ["initial_guidelines.txt", "unknown", "$old_history"]),
+        (
+            _edit("guidelines.txt", "$old_history", "$old_history $budget_left"),
+            ["guidelines.txt", "unknown placeholder", "$budget_left"],
+        ),
+        (
+            _edit("initial_guidelines.txt", "$history", "$history $old_history"),
+            ["initial_guidelines.txt", "unknown", "$old_history"],
+        ),
         (_edit("system.txt", "expert", "$role expert"), ["system.txt", "unknown placeholder", "$role"]),
         (_edit("trials.txt", "$example", "$example costs $5"), ["trials.txt", "malformed placeholder"]),
     ],

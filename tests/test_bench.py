@@ -26,10 +26,30 @@ def test_paired_bootstrap_interval_contains_the_median():
 
 def test_summary_counts_misses_as_beyond_the_budget():
     rows = [
-        {"scenario": "s", "searcher": "agenttts", "seed": 0, "trials_to_near": 4, "trials_to_opt": 9, "best_train": 0.8,
-         "oracle_train": 0.8, "test_score": 0.7, "tokens_generated": 10, "wall_s": 1.0},
-        {"scenario": "s", "searcher": "random", "seed": 0, "trials_to_near": "", "trials_to_opt": "", "best_train": 0.7,
-         "oracle_train": 0.8, "test_score": 0.6, "tokens_generated": 20, "wall_s": 1.0},
+        {
+            "scenario": "s",
+            "searcher": "agenttts",
+            "seed": 0,
+            "trials_to_near": 4,
+            "trials_to_opt": 9,
+            "best_train": 0.8,
+            "oracle_train": 0.8,
+            "test_score": 0.7,
+            "tokens_generated": 10,
+            "wall_s": 1.0,
+        },
+        {
+            "scenario": "s",
+            "searcher": "random",
+            "seed": 0,
+            "trials_to_near": "",
+            "trials_to_opt": "",
+            "best_train": 0.7,
+            "oracle_train": 0.8,
+            "test_score": 0.6,
+            "tokens_generated": 20,
+            "wall_s": 1.0,
+        },
     ]
     text = summarize(rows, 50)
     assert "| s | agenttts | 1 | 4 | 1/1 | 9 |" in text
@@ -41,14 +61,33 @@ def test_summary_counts_misses_as_beyond_the_budget():
 @pytest.mark.usefixtures("prefect_harness")
 def test_bench_end_to_end_on_an_outside_scenario(tmp_path, tiny_dir, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    argv = ["bench", f"hydra.searchpath=[file://{tiny_dir}]", "scenarios=[tiny]", "searchers=[agenttts,random]",
-            "seeds=2", "trials=8", "data.train_size=10", "data.test_size=10", "budget.units=900"]
+    argv = [
+        "bench",
+        f"hydra.searchpath=[file://{tiny_dir}]",
+        "scenarios=[tiny]",
+        "searchers=[agenttts,random]",
+        "seeds=2",
+        "trials=8",
+        "data.train_size=10",
+        "data.test_size=10",
+        "budget.units=900",
+    ]
     assert main(argv) == 0
     out = tmp_path / "bench-out"
     rows = list(csv.DictReader(open(out / "bench.csv")))
     assert len(rows) == 4
-    assert list(rows[0])[:10] == ["scenario", "searcher", "seed", "trials_to_near", "trials_to_opt", "best_train",
-                                  "oracle_train", "test_score", "tokens_generated", "wall_s"]
+    assert list(rows[0])[:10] == [
+        "scenario",
+        "searcher",
+        "seed",
+        "trials_to_near",
+        "trials_to_opt",
+        "best_train",
+        "oracle_train",
+        "test_score",
+        "tokens_generated",
+        "wall_s",
+    ]
     for r in rows:
         assert float(r["best_train"]) <= float(r["oracle_train"]) + 1e-9
         assert r["test_score"] != "" and int(r["tokens_generated"]) > 0

@@ -82,7 +82,13 @@ def test_cli_cost_prints_paper_numbers(capsys):
     assert "814.0" in out and "52.0" in out
     assert "866.0 units without the fuser calls" in out
     assert "feasible" in out
-    args = ["cost", "task=2wiki", "budget.units=900", "allocation.retrieval=Qwen2.5-72B:1", "allocation.qa=Llama-3.2-3B:50"]
+    args = [
+        "cost",
+        "task=2wiki",
+        "budget.units=900",
+        "allocation.retrieval=Qwen2.5-72B:1",
+        "allocation.qa=Llama-3.2-3B:50",
+    ]
     assert main(args) == 0
     assert "feasible: 866 of 900 units" in capsys.readouterr().out
     assert main([*args, "cost.count_fusion=true"]) == 0

@@ -59,13 +59,9 @@ def _check_common(items, n):
         assert it.question and it.answers and all(a.strip() for a in it.answers)
         assert len(set(it.answers)) == len(it.answers)
         wrong = it.meta["distractor_answers"]
-        assert wrong and not {normalize_answer(w) for w in wrong} & {
-            normalize_answer(a) for a in it.answers
-        }
+        assert wrong and not {normalize_answer(w) for w in wrong} & {normalize_answer(a) for a in it.answers}
         if it.candidates:
-            assert it.gold_ids and all(
-                1 <= g <= len(it.candidates) for g in it.gold_ids
-            )
+            assert it.gold_ids and all(1 <= g <= len(it.candidates) for g in it.gold_ids)
             assert len(set(it.gold_ids)) == len(it.gold_ids)
 
 

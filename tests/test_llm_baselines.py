@@ -62,7 +62,10 @@ class ScriptedLLM:
 
             def do_GET(self):
                 if self.path.endswith("/models"):
-                    return self._send(200, {"object": "list", "data": [{"id": "tiny", "object": "model", "created": 0, "owned_by": "me"}]})
+                    return self._send(
+                        200,
+                        {"object": "list", "data": [{"id": "tiny", "object": "model", "created": 0, "owned_by": "me"}]},
+                    )
                 self._send(404, {"error": {"message": "Not Found"}})
 
             def do_POST(self):
@@ -76,11 +79,19 @@ class ScriptedLLM:
                 answer = llm.script.pop(0) if llm.script else llm.default(user)
                 if isinstance(answer, int):
                     return self._send(answer, {"error": {"message": f"scripted HTTP {answer}", "type": "server_error"}})
-                self._send(200, {
-                    "id": "c1", "object": "chat.completion", "created": 0, "model": "tiny",
-                    "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": answer}}],
-                    "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
-                })
+                self._send(
+                    200,
+                    {
+                        "id": "c1",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": "tiny",
+                        "choices": [
+                            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": answer}}
+                        ],
+                        "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
+                    },
+                )
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
@@ -100,8 +111,16 @@ def llm():
 
 
 def overrides(llm: ScriptedLLM, name: str, *extra: str) -> list[str]:
-    return [f"searcher={name}", "reasoner=openai", f"reasoner.base_url={llm.url}", "reasoner.model=tiny",
-            "reasoner.max_retries=0", "reasoner.timeout_s=10", "data.train_size=8", *extra]
+    return [
+        f"searcher={name}",
+        "reasoner=openai",
+        f"reasoner.base_url={llm.url}",
+        "reasoner.model=tiny",
+        "reasoner.max_retries=0",
+        "reasoner.timeout_s=10",
+        "data.train_size=8",
+        *extra,
+    ]
 
 
 def setup(llm: ScriptedLLM, name: str, *extra: str):
@@ -153,7 +172,10 @@ def test_refuses_without_an_llm_reasoner(name, tmp_path, monkeypatch, capsys):
     assert main(["search", f"searcher={name}"]) == 2  # reasoner=rules is the default
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "Traceback" not in err
-    assert f"{name} is an LLM method and needs an LLM reasoner: reasoner=openai reasoner.base_url=... reasoner.model=... (or reasoner=vllm)" in err
+    assert (
+        f"{name} is an LLM method and needs an LLM reasoner: reasoner=openai reasoner.base_url=... reasoner.model=... (or reasoner=vllm)"
+        in err
+    )
     assert not (tmp_path / "mlruns").exists() and not (tmp_path / ".agenttts").exists()
 
 
@@ -161,7 +183,11 @@ def test_registered_and_constructors_refuse_rules(compose_cfg):
     from components.agent.prompts import TaskInfo
     from components.reasoners import RulesReasoner
 
-    assert {"llm_zs": LLMZeroShotSearcher, "mlcopilot": MLCopilotSearcher, "agenthpo": AgentHPOSearcher}.items() <= SEARCHERS.items()
+    assert {
+        "llm_zs": LLMZeroShotSearcher,
+        "mlcopilot": MLCopilotSearcher,
+        "agenthpo": AgentHPOSearcher,
+    }.items() <= SEARCHERS.items()
     for name in NAMES:
         assert compose_cfg(f"searcher={name}")["searcher"]["name"] == name  # the config files compose
     with pytest.raises(ConfigError, match="llm_zs is an LLM method"):
@@ -173,7 +199,18 @@ def test_unreachable_llm_stops_at_start_up(tmp_path, monkeypatch, capsys):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     monkeypatch.chdir(tmp_path)
-    assert main(["search", "searcher=agenthpo", "reasoner=openai", f"reasoner.base_url=http://127.0.0.1:{port}/v1", "reasoner.model=m"]) == 2
+    assert (
+        main(
+            [
+                "search",
+                "searcher=agenthpo",
+                "reasoner=openai",
+                f"reasoner.base_url=http://127.0.0.1:{port}/v1",
+                "reasoner.model=m",
+            ]
+        )
+        == 2
+    )
     assert "cannot connect" in capsys.readouterr().err
     assert not (tmp_path / "mlruns").exists()
 
@@ -195,11 +232,16 @@ def test_mlcopilot_needs_a_prior_history(compose_cfg, tmp_path):
         make_searcher(compose_cfg(*base, f"searcher.prior_history={empty}"), check=False)
 
 
-@pytest.mark.parametrize("name, file", [("llm_zs", "llm_zs_trials"), ("mlcopilot", "mlcopilot_initial_guidelines"), ("agenthpo", "agenthpo_trials")])
+@pytest.mark.parametrize(
+    "name, file",
+    [("llm_zs", "llm_zs_trials"), ("mlcopilot", "mlcopilot_initial_guidelines"), ("agenthpo", "agenthpo_trials")],
+)
 def test_prompt_files_are_validated_at_start_up(name, file, compose_cfg, tmp_path):
     d = tmp_path / "prompts"
     shutil.copytree(BASELINE_PROMPTS_DIR, d)
-    cfg = compose_cfg(f"searcher={name}", "reasoner=openai", "reasoner.model=m", f"searcher.prompts_dir={d}")  # prompts come first
+    cfg = compose_cfg(
+        f"searcher={name}", "reasoner=openai", "reasoner.model=m", f"searcher.prompts_dir={d}"
+    )  # prompts come first
     path = d / f"{file}.txt"
     path.write_text(path.read_text().replace("$budget_function", "").replace("$prior_history", ""))
     with pytest.raises(ConfigError, match=rf"prompt file {path} lacks required placeholder"):
@@ -222,7 +264,9 @@ def test_llm_zs_batches_without_history(llm):
     over = Allocation.parse("retrieval=Qwen2.5-72B:100 qa=Llama-3.1-70B:100")
     assert not space.is_feasible(over)
     sized = a[1].to_dict()
-    sized["retrieval"]["model"] = {"Qwen2.5-7B": "Qwen 7B", "Qwen2.5-32B": "qwen-32b", "Qwen2.5-72B": "Qwen 72B"}[sized["retrieval"]["model"]]
+    sized["retrieval"]["model"] = {"Qwen2.5-7B": "Qwen 7B", "Qwen2.5-32B": "qwen-32b", "Qwen2.5-72B": "Qwen 72B"}[
+        sized["retrieval"]["model"]
+    ]
     first = json.dumps({"candidates": [a[0].to_dict(), sized, over.to_dict(), a[0].to_dict()]})
     almost = "{'candidates': [" + json.dumps(a[2].to_dict()).replace('"', "'") + ",]}"  # near-JSON, one candidate
     llm.script = [
@@ -230,7 +274,8 @@ def test_llm_zs_batches_without_history(llm):
         almost,  # top-up ask: repaired JSON
         "I would rather not answer in JSON.",  # round 2: unusable
         answer(a[0], a[3], a[4], a[5], a[6], a[7]),  # retry: a[0] is a repeat of round 1, one too many
-        500, 500,  # round 3: the reasoner fails twice: an empty round, no fallback
+        500,
+        500,  # round 3: the reasoner fails twice: an empty round, no fallback
     ]
     history: list = []
     r1 = run_round(searcher, env, history, k)
@@ -280,13 +325,41 @@ PRIOR_ROWS = [  # another scenario's search: different stages and models, archiv
 
 
 def write_prior(path, rows=PRIOR_ROWS):
-    cols = ["trial", "allocation", "status", "plan.model", "plan.samples", "solve.model", "solve.samples", "score", "acc", "cost/units", "wall_s", "rationale"]
+    cols = [
+        "trial",
+        "allocation",
+        "status",
+        "plan.model",
+        "plan.samples",
+        "solve.model",
+        "solve.samples",
+        "score",
+        "acc",
+        "cost/units",
+        "wall_s",
+        "rationale",
+    ]
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(cols)
         for i, (a, m1, s1, m2, s2, score) in enumerate(rows, 1):
             w.writerow([i, a, "ok", m1, s1, m2, s2, score, score, 100 * i, 0.1, "random"])
-        w.writerow([len(rows) + 1, "plan=Big-70B:9 solve=Big-70B:9", "failed", "Big-70B", 9, "Big-70B", 9, 0.0, 0.0, 999, 0.1, "x"])
+        w.writerow(
+            [
+                len(rows) + 1,
+                "plan=Big-70B:9 solve=Big-70B:9",
+                "failed",
+                "Big-70B",
+                9,
+                "Big-70B",
+                9,
+                0.0,
+                0.0,
+                999,
+                0.1,
+                "x",
+            ]
+        )
     return path
 
 
@@ -313,7 +386,11 @@ def test_mlcopilot_guidelines_start_from_the_prior_history(llm, tmp_path):
     assert "Prior experience: the search history of a similar task" in first
     assert f"4 trials from trials.csv ({prior})" in first and "plan [Small-1B, Big-70B]" in first
     lines = [ln for ln in first.splitlines() if ln.startswith("Parameters: ")]
-    assert [json.loads(ln.split("Score: ")[1].split(", Used")[0])["score"] for ln in lines] == [0.77, 0.55, 0.41]  # best first, 3 rows
+    assert [json.loads(ln.split("Score: ")[1].split(", Used")[0])["score"] for ln in lines] == [
+        0.77,
+        0.55,
+        0.41,
+    ]  # best first, 3 rows
     assert '"plan": {"model": "Big-70B", "samples": 1}' in lines[0] and "Used budget: 200 units" in lines[0]
     assert "Task: synthetic" in first and "Qwen2.5-72B (72B parameters)" in first  # the new task
     trials1 = llm.prompts[2][1]
@@ -328,8 +405,16 @@ def test_mlcopilot_guidelines_start_from_the_prior_history(llm, tmp_path):
     assert "G2: keep" in llm.prompts[4][1] and history_text(space, history[:3]) in llm.prompts[4][1]
     c = searcher.counts
     assert c["empty_guidelines"] == 1 and c["retries"] == 1 and c["missing_stage"] == 1 and c["too_few"] == 1
-    assert searcher.guidelines == ["G1: spend the budget on the larger model of the first subtask.", "G2: keep the large retrieval model; vary qa samples."]
-    assert {p for p, _ in searcher.artifacts} >= {"guidelines/round_01.md", "guidelines/round_02.md", "mlcopilot/round_01_initial_guidelines_prompt.txt", "mlcopilot/round_02_trials_answer_1.txt"}
+    assert searcher.guidelines == [
+        "G1: spend the budget on the larger model of the first subtask.",
+        "G2: keep the large retrieval model; vary qa samples.",
+    ]
+    assert {p for p, _ in searcher.artifacts} >= {
+        "guidelines/round_01.md",
+        "guidelines/round_02.md",
+        "mlcopilot/round_01_initial_guidelines_prompt.txt",
+        "mlcopilot/round_02_trials_answer_1.txt",
+    }
 
 
 # -- agenthpo -----------------------------------------------------------------------------------------------
@@ -337,7 +422,9 @@ def test_agenthpo_creator_gets_the_full_log_and_gives_rationales(llm):
     ctx, searcher, env = setup(llm, "agenthpo")
     space, k = ctx.space, 3
     a = feasible(space, 9)
-    prose = "Sure! Based on the log:\n" + answer(a[3], a[4], a[5], rationale="Because").replace('"', "'") + "\nThat is all."
+    prose = (
+        "Sure! Based on the log:\n" + answer(a[3], a[4], a[5], rationale="Because").replace('"', "'") + "\nThat is all."
+    )
     llm.script = [
         "Initial guidelines: start with balanced allocations.",  # Executor, no trial yet
         answer(a[0], a[1], a[2], rationale="Try"),  # Creator
@@ -351,7 +438,10 @@ def test_agenthpo_creator_gets_the_full_log_and_gives_rationales(llm):
     assert [p.rationale for p in r1] == [f"Try {x}" for x in a[:3]]
     assert r1[0].trace["rationale"] == f"Try {a[0]}"
     analysis1, creator1 = llm.prompts[0][1], llm.prompts[1][1]
-    assert "Experiment log (every trial run so far, in order):\n(none)" in analysis1 and "If no trial has been run yet" in analysis1
+    assert (
+        "Experiment log (every trial run so far, in order):\n(none)" in analysis1
+        and "If no trial has been run yet" in analysis1
+    )
     assert "Initial guidelines: start with balanced allocations." in creator1
     assert "rationale" in creator1 and '"rationale":' in creator1  # asks for a rationale per trial
     r2 = run_round(searcher, env, history, k)
@@ -372,7 +462,12 @@ def test_agenthpo_returns_what_is_usable_when_the_llm_keeps_failing(llm):
     llm.script = [500, 500, "not json", "still not json"]
     assert run_round(searcher, env, [], 3) == []
     c = searcher.counts
-    assert c["guidelines_failed"] == 1 and c["reasoner_failed"] == 2 and c["unusable_answers"] == 2 and c["empty_rounds"] == 1
+    assert (
+        c["guidelines_failed"] == 1
+        and c["reasoner_failed"] == 2
+        and c["unusable_answers"] == 2
+        and c["empty_rounds"] == 1
+    )
     assert searcher.guidelines == [] and len(llm.prompts) == 4
     assert "(none yet)" in llm.prompts[2][1]
 
@@ -397,5 +492,10 @@ def test_llm_zs_search_archives_and_stops_when_nothing_new(llm, tmp_path, monkey
     assert parent.data.metrics["agent/duplicate"] >= 4 and parent.data.metrics["agent/empty_rounds"] == 1
     arts = {x.path for x in client.list_artifacts(parent.info.run_id, "llm_zs")}
     assert "llm_zs/round_01_trials_prompt.txt" in arts and "llm_zs/round_02_trials_answer_2.txt" in arts
-    trace = [json.loads(x) for x in open(client.download_artifacts(parent.info.run_id, "decision_trace.jsonl", str(tmp_path))).read().splitlines()]
+    trace = [
+        json.loads(x)
+        for x in open(client.download_artifacts(parent.info.run_id, "decision_trace.jsonl", str(tmp_path)))
+        .read()
+        .splitlines()
+    ]
     assert len(trace) == 4 and {t["source"] for t in trace} == {"llm_zs (openai)"}

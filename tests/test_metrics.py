@@ -24,9 +24,7 @@ def _data(rel: str) -> Path:
 
 @pytest.fixture(scope="module")
 def wiki() -> list[dict]:
-    return json.loads(
-        _data("2wikimultihopqa/tts_test.json").read_text(encoding="utf-8")
-    )
+    return json.loads(_data("2wikimultihopqa/tts_test.json").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +47,7 @@ def test_every_2wiki_alias_matches_its_own_answer_list(wiki):
 
 
 def test_em_ignores_case_punctuation_and_articles_on_real_answers(wiki):
-    fu_manchu = wiki[1][
-        "answers"
-    ]  # ['The Mask Of Fu Manchu', 'Mask of Fu Manchu', ...]
+    fu_manchu = wiki[1]["answers"]  # ['The Mask Of Fu Manchu', 'Mask of Fu Manchu', ...]
     assert exact_match("mask of fu manchu", fu_manchu) == 1.0
     assert exact_match("The mask of Fu Manchu.", fu_manchu) == 1.0
     assert exact_match("A Mask of Fu Manchu", fu_manchu) == 1.0
@@ -77,9 +73,7 @@ def test_f1_partial_overlap_by_hand(wiki):
 def test_f1_yes_no_rule(wiki):
     assert wiki[7]["answers"] == ["no"]
     assert f1("no", wiki[7]["answers"]) == 1.0
-    assert (
-        f1("no answer", wiki[7]["answers"]) == 0.0
-    )  # would be 2/3 without the HotpotQA rule
+    assert f1("no answer", wiki[7]["answers"]) == 0.0  # would be 2/3 without the HotpotQA rule
     assert f1("yes", ["no"]) == 0.0
     assert exact_match("No.", wiki[7]["answers"]) == 1.0
 
@@ -93,9 +87,7 @@ def test_numeric_match_on_real_gsm8k_gold(gsm8k):
     assert numeric_match("17", solution) == 0.0
     assert numeric_match("no number here", solution) == 0.0
 
-    with_comma = next(
-        r["answer"] for r in gsm8k if "," in r["answer"].split("####")[-1]
-    )
+    with_comma = next(r["answer"] for r in gsm8k if "," in r["answer"].split("####")[-1])
     gold = with_comma.split("####")[-1].strip()  # e.g. '2,125'
     assert numeric_match(f"The total is ${gold}.", with_comma) == 1.0
     assert numeric_match(gold.replace(",", ""), [gold]) == 1.0

@@ -15,7 +15,9 @@ A1 = Allocation.parse("retrieval=Qwen2.5-72B:2 qa=Llama-3.2-3B:1")
 @pytest.fixture
 def tiny(compose_cfg, tiny_dir):
     def make(*extra):
-        return build(compose_cfg(f"hydra.searchpath=[file://{tiny_dir}]", "scenario=tiny", "data.train_size=20", *extra))
+        return build(
+            compose_cfg(f"hydra.searchpath=[file://{tiny_dir}]", "scenario=tiny", "data.train_size=20", *extra)
+        )
 
     return make
 
@@ -89,5 +91,7 @@ def test_simulating_the_real_2wiki_items(compose_cfg):
     ctx = build(compose_cfg("task=2wiki", f"data.path={path}", "data.train_size=30"))
     assert len(ctx.train) == 30 and len(ctx.test) == 70
     assert not {i.id for i in ctx.train} & {i.id for i in ctx.test}
-    r = ctx.environment(bank=SampleBank(None)).evaluate([Allocation.parse("retrieval=Qwen2.5-72B:1 qa=Llama-3.2-3B:10")])[0]
+    r = ctx.environment(bank=SampleBank(None)).evaluate(
+        [Allocation.parse("retrieval=Qwen2.5-72B:1 qa=Llama-3.2-3B:10")]
+    )[0]
     assert 0.5 < r.metrics["retrieval/f1"] <= 1 and 0 < r.score <= 1

@@ -66,17 +66,38 @@ class FakeServer:
                     time.sleep(fake.delay)
                 if fake.status != 200:
                     auth = self.headers.get("Authorization", "")
-                    return self._send(fake.status, {"error": {"message": f"Incorrect API key provided: {auth}", "type": "invalid_request_error"}})
+                    return self._send(
+                        fake.status,
+                        {"error": {"message": f"Incorrect API key provided: {auth}", "type": "invalid_request_error"}},
+                    )
                 if self.path.endswith("/models"):
                     if fake.models is None:
                         return self._send(404, {"error": {"message": "Not Found"}})
-                    return self._send(200, {"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": "me"} for m in fake.models]})
+                    return self._send(
+                        200,
+                        {
+                            "object": "list",
+                            "data": [{"id": m, "object": "model", "created": 0, "owned_by": "me"} for m in fake.models],
+                        },
+                    )
                 if self.path.endswith("/chat/completions"):
-                    return self._send(200, {
-                        "id": "c1", "object": "chat.completion", "created": 0, "model": payload.get("model"),
-                        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": fake.reply}}],
-                        "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
-                    })
+                    return self._send(
+                        200,
+                        {
+                            "id": "c1",
+                            "object": "chat.completion",
+                            "created": 0,
+                            "model": payload.get("model"),
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "finish_reason": "stop",
+                                    "message": {"role": "assistant", "content": fake.reply},
+                                }
+                            ],
+                            "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
+                        },
+                    )
                 return self._send(404, {"error": {"message": "Not Found"}})
 
             def do_GET(self):
@@ -166,7 +187,10 @@ def test_complete_returns_text_and_tokens(fake, view):
     reply = r.complete("you are an expert", "what next?", view)
     assert (reply.text, reply.prompt_tokens, reply.completion_tokens) == ("guidelines: try more samples", 11, 7)
     body = fake.requests[-1][2]
-    assert body["messages"] == [{"role": "system", "content": "you are an expert"}, {"role": "user", "content": "what next?"}]
+    assert body["messages"] == [
+        {"role": "system", "content": "you are an expert"},
+        {"role": "user", "content": "what next?"},
+    ]
     assert body["model"] == "tiny" and body["max_completion_tokens"] == 64 and body["temperature"] == 0.5
 
 
@@ -175,7 +199,9 @@ def test_complete_null_content_is_empty_text(fake, view):
     assert OpenAIReasoner(fake.url, "tiny").complete("s", "p", view).text == ""
 
 
-@pytest.mark.parametrize("status, match", [(500, "HTTP 500"), (400, "HTTP 400"), (429, "rate limited"), (404, "not found")])
+@pytest.mark.parametrize(
+    "status, match", [(500, "HTTP 500"), (400, "HTTP 400"), (429, "rate limited"), (404, "not found")]
+)
 def test_http_errors_are_reasoner_errors(fake, view, status, match):
     fake.status = status
     with pytest.raises(ReasonerError, match=match):
@@ -247,7 +273,13 @@ def test_make_reasoner_errors():
 def test_config_group_files_make_reasoners(compose_cfg):
     assert make_reasoner(compose_cfg("reasoner=rules")["reasoner"]).name == "rules"
     r = make_reasoner(compose_cfg("reasoner=openai", "reasoner.model=m")["reasoner"])
-    assert (r.base_url, r.model, r.api_key_env, r.timeout_s, r.max_tokens) == ("http://127.0.0.1:8000/v1", "m", "OPENAI_API_KEY", 120.0, 4096)
+    assert (r.base_url, r.model, r.api_key_env, r.timeout_s, r.max_tokens) == (
+        "http://127.0.0.1:8000/v1",
+        "m",
+        "OPENAI_API_KEY",
+        120.0,
+        4096,
+    )
     v = make_reasoner(compose_cfg("reasoner=vllm", "reasoner.model=/m")["reasoner"])
     assert v.max_model_len == 8192 and v.engine_kwargs["gpu_memory_utilization"] == 0.9
 

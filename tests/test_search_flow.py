@@ -24,7 +24,11 @@ def test_random_search_is_archived_in_mlflow(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["search", "searcher=random", "trials=12", "searcher.batch_size=5", "data.train_size=20"]) == 0
     out = capsys.readouterr().out
-    assert "SIMULATED" in out and "best allocation: retrieval=" in out and "mlflow ui --backend-store-uri sqlite:///" in out
+    assert (
+        "SIMULATED" in out
+        and "best allocation: retrieval=" in out
+        and "mlflow ui --backend-store-uri sqlite:///" in out
+    )
     client, found = runs(tmp_path)
     parents = [r for r in found if r.data.tags.get("kind") == "search"]
     children = [r for r in found if r.data.tags.get("mlflow.parentRunId")]
@@ -37,13 +41,27 @@ def test_random_search_is_archived_in_mlflow(tmp_path, monkeypatch, capsys):
     assert {c.data.tags["round"] for c in children} == {"1", "2", "3"}  # 5 + 5 + 2
     c = children[0]
     assert {"retrieval.model", "retrieval.samples", "qa.model", "qa.samples"} <= set(c.data.params)
-    assert {"score", "em", "f1", "retrieval/f1", "cost/units", "cost/flops_planned", "cost/flops_spent"} <= set(c.data.metrics)
+    assert {"score", "em", "f1", "retrieval/f1", "cost/units", "cost/flops_planned", "cost/flops_spent"} <= set(
+        c.data.metrics
+    )
     assert parent.data.metrics["best_score"] == max(c.data.metrics["score"] for c in children)
-    allocations = {(c.data.params["retrieval.model"], c.data.params["retrieval.samples"], c.data.params["qa.model"], c.data.params["qa.samples"]) for c in children}
+    allocations = {
+        (
+            c.data.params["retrieval.model"],
+            c.data.params["retrieval.samples"],
+            c.data.params["qa.model"],
+            c.data.params["qa.samples"],
+        )
+        for c in children
+    }
     assert len(allocations) == 12  # distinct trials
     arts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"trials.csv", "best_allocation.yaml", "config.yaml"} <= arts
-    table = list(csv.DictReader(io.StringIO(open(client.download_artifacts(parent.info.run_id, "trials.csv", str(tmp_path))).read())))
+    table = list(
+        csv.DictReader(
+            io.StringIO(open(client.download_artifacts(parent.info.run_id, "trials.csv", str(tmp_path))).read())
+        )
+    )
     assert len(table) == 12 and "rationale" in table[0]
     curve = client.get_metric_history(parent.info.run_id, "best_so_far")
     assert [m.step for m in curve] == list(range(1, 13))
@@ -89,7 +107,9 @@ def test_agent_search_archives_guidelines_and_decision_trace(tmp_path, monkeypat
     client, found = runs(tmp_path)
     parent = next(r for r in found if r.data.tags.get("kind") == "search")
     assert parent.data.tags["searcher"] == "agenttts"
-    children = sorted((r for r in found if r.data.tags.get("mlflow.parentRunId")), key=lambda r: int(r.data.params["trial"]))
+    children = sorted(
+        (r for r in found if r.data.tags.get("mlflow.parentRunId")), key=lambda r: int(r.data.params["trial"])
+    )
     assert len(children) == 14
     assert children[0].data.tags["insight"] == "1" and children[0].data.tags["source"] == "probe"
     assert {c.data.tags["insight"] for c in children[6:]} - {"1"}  # later trials follow Insights 2/3
@@ -103,8 +123,18 @@ def test_agent_search_archives_guidelines_and_decision_trace(tmp_path, monkeypat
     assert rounds and rounds[0] == "guidelines/round_01.md"
     text = open(client.download_artifacts(parent.info.run_id, "guidelines/round_01.md", str(tmp_path))).read()
     assert "Insight 1" in text and "Insight 2" in text and "Insight 3" in text
-    lines = open(client.download_artifacts(parent.info.run_id, "decision_trace.jsonl", str(tmp_path))).read().splitlines()
+    lines = (
+        open(client.download_artifacts(parent.info.run_id, "decision_trace.jsonl", str(tmp_path))).read().splitlines()
+    )
     import json
 
     trace = [json.loads(x) for x in lines]
-    assert len(trace) == 14 and {"trial", "allocation", "insight", "source", "repairs", "score", "improved_best"} <= set(trace[0])
+    assert len(trace) == 14 and {
+        "trial",
+        "allocation",
+        "insight",
+        "source",
+        "repairs",
+        "score",
+        "improved_best",
+    } <= set(trace[0])

@@ -8,7 +8,13 @@ import pytest
 from components.errors import AllocationError, InfeasibleBudgetError, UnknownNameError
 from components.space import Allocation, Budget, Model, SearchSpace, Stage
 
-RET = Stage("retrieval", (Model("Qwen2.5-7B", 7e9), Model("Qwen2.5-32B", 32e9), Model("Qwen2.5-72B", 72e9)), 2048, 128, "id_vote")
+RET = Stage(
+    "retrieval",
+    (Model("Qwen2.5-7B", 7e9), Model("Qwen2.5-32B", 32e9), Model("Qwen2.5-72B", 72e9)),
+    2048,
+    128,
+    "id_vote",
+)
 QA = Stage("qa", (Model("Llama-3.2-3B", 3e9), Model("Llama-3.1-8B", 8e9), Model("Llama-3.1-70B", 70e9)), 256, 64, "llm")
 
 
@@ -65,7 +71,9 @@ def test_three_stage_enumeration_with_pruning():
     sp = space(1200, (*small, s3))
     brute = sum(
         1
-        for combo in itertools.product(*[[(m.name, n) for m in st.models for n in range(st.min_samples, st.max_samples + 1)] for st in sp.stages])
+        for combo in itertools.product(
+            *[[(m.name, n) for m in st.models for n in range(st.min_samples, st.max_samples + 1)] for st in sp.stages]
+        )
         if sp.is_feasible(Allocation(tuple((st.name, m, n) for st, (m, n) in zip(sp.stages, combo))))
     )
     assert sp.size == brute
@@ -84,7 +92,10 @@ def test_uniform_sampling_is_feasible_and_covers_the_space():
 def test_budget_below_cheapest_is_one_clear_error():
     with pytest.raises(InfeasibleBudgetError) as e:
         space(40).check_budget()
-    assert "budget 40 units is below the cheapest allocation (80.3333 units: retrieval=Qwen2.5-7B:1 qa=Llama-3.2-3B:1)" in str(e.value)
+    assert (
+        "budget 40 units is below the cheapest allocation (80.3333 units: retrieval=Qwen2.5-7B:1 qa=Llama-3.2-3B:1)"
+        in str(e.value)
+    )
 
 
 def test_projection_changes_as_little_as_possible():

@@ -217,7 +217,9 @@ def _samples(value: object) -> int | None:
     return int(round(float(m.group()))) if m else None
 
 
-def parse_trials(text: str, space: SearchSpace, seen: set[Allocation], k: int, fallback: Allocation | None = None) -> ParsedTrials:
+def parse_trials(
+    text: str, space: SearchSpace, seen: set[Allocation], k: int, fallback: Allocation | None = None
+) -> ParsedTrials:
     """Turn an answer into at most ``k`` new, feasible proposals.
 
     Args:
@@ -273,7 +275,9 @@ def parse_trials(text: str, space: SearchSpace, seen: set[Allocation], k: int, f
             if not stage.min_samples <= samples <= stage.max_samples:
                 clipped = min(stage.max_samples, max(stage.min_samples, samples))
                 counts["samples_out_of_range"] += 1
-                repairs.append(f"samples of '{stage.name}' {samples} -> {clipped} (range [{stage.min_samples}, {stage.max_samples}])")
+                repairs.append(
+                    f"samples of '{stage.name}' {samples} -> {clipped} (range [{stage.min_samples}, {stage.max_samples}])"
+                )
                 samples = clipped
             choices.append((stage.name, matched, samples))
         if not ok:
@@ -282,7 +286,9 @@ def parse_trials(text: str, space: SearchSpace, seen: set[Allocation], k: int, f
         if not space.is_feasible(a):
             counts["over_budget"] += 1
             b = space.project(a)
-            repairs.append(f"over budget ({space.cost(a):.0f} > {space.budget.value:.0f} {space.budget.kind}): projected to {b}")
+            repairs.append(
+                f"over budget ({space.cost(a):.0f} > {space.budget.value:.0f} {space.budget.kind}): projected to {b}"
+            )
             a = b
         if a in seen or a in batch:
             counts["duplicate"] += 1

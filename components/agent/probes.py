@@ -34,14 +34,15 @@ def insight1_probes(space: SearchSpace, cap: int = PROBE_CAP) -> list[tuple[Allo
             n = min(space.max_samples(stage, m.name, b_i), cap)
             if n < stage.min_samples or n < 1:
                 continue
-            choice = tuple(
-                (s.name, m.name, n) if s.name == stage.name else (s.name, *fixed[s.name]) for s in stages
-            )
+            choice = tuple((s.name, m.name, n) if s.name == stage.name else (s.name, *fixed[s.name]) for s in stages)
             a = Allocation(choice)
             if space.is_feasible(a) and a not in out:
                 budget_txt = f"{b_i:.0f}" if math.isfinite(b_i) else "?"
-                out[a] = stage.name, (
-                    f"Insight 1 probe of stage '{stage.name}': {m.name} with {n} samples at the stage budget "
-                    f"{budget_txt} {space.budget.kind} (other stages fixed)"
+                out[a] = (
+                    stage.name,
+                    (
+                        f"Insight 1 probe of stage '{stage.name}': {m.name} with {n} samples at the stage budget "
+                        f"{budget_txt} {space.budget.kind} (other stages fixed)"
+                    ),
                 )
     return [(a, st, why) for a, (st, why) in out.items()]

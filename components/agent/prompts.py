@@ -27,14 +27,14 @@ REQUIRED = {
 }
 
 BUDGET_FUNCTIONS = {
-    "units": '''def budget(model_params, samples, prompt_tokens, output_tokens):
+    "units": """def budget(model_params, samples, prompt_tokens, output_tokens):
     # normalized units: one unit = one sample of a 3B model on a 128-token prompt with 64 output tokens
-    return (model_params / 3e9) * (prompt_tokens + samples * output_tokens) / 64 - 2''',
-    "flops": '''def budget(model_params, samples, prompt_tokens, output_tokens):
+    return (model_params / 3e9) * (prompt_tokens + samples * output_tokens) / 64 - 2""",
+    "flops": """def budget(model_params, samples, prompt_tokens, output_tokens):
     # inference FLOPs; the prompt is encoded once and shared by the samples
-    return 2 * model_params * (prompt_tokens + samples * output_tokens)''',
-    "usd": '''def budget(price_per_million_tokens, samples, prompt_tokens, output_tokens):
-    return price_per_million_tokens * (prompt_tokens + samples * output_tokens) / 1e6''',
+    return 2 * model_params * (prompt_tokens + samples * output_tokens)""",
+    "usd": """def budget(price_per_million_tokens, samples, prompt_tokens, output_tokens):
+    return price_per_million_tokens * (prompt_tokens + samples * output_tokens) / 1e6""",
 }
 
 
@@ -76,7 +76,9 @@ class PromptSet:
                 raise ConfigError(f"prompt file {path} lacks required placeholder(s) {['$' + m for m in missing]}")
             unknown = sorted(ids - set(required))
             if unknown:
-                raise ConfigError(f"prompt file {path} uses unknown placeholder(s) {['$' + u for u in unknown]}; allowed: {['$' + r for r in required]}")
+                raise ConfigError(
+                    f"prompt file {path} uses unknown placeholder(s) {['$' + u for u in unknown]}; allowed: {['$' + r for r in required]}"
+                )
             self.templates[name] = t
 
     def render(self, name: str, **values) -> str:
@@ -126,16 +128,22 @@ def common_values(prompts: PromptSet, task: TaskInfo, space: SearchSpace) -> dic
     }
 
 
-def render_guidelines(prompts: PromptSet, task: TaskInfo, space: SearchSpace, history: list[TrialResult], recent: int, initial: bool) -> str:
+def render_guidelines(
+    prompts: PromptSet, task: TaskInfo, space: SearchSpace, history: list[TrialResult], recent: int, initial: bool
+) -> str:
     values = common_values(prompts, task, space)
     if initial:
         return prompts.render("initial_guidelines", **values, history=history_text(space, history))
     cut = max(0, len(history) - max(0, recent))  # recent > len(history): all of it is recent
     old, new = history[:cut], history[cut:]
-    return prompts.render("guidelines", **values, old_history=history_text(space, old), recent_history=history_text(space, new))
+    return prompts.render(
+        "guidelines", **values, old_history=history_text(space, old), recent_history=history_text(space, new)
+    )
 
 
-def render_trials(prompts: PromptSet, task: TaskInfo, space: SearchSpace, history: list[TrialResult], guidelines: list[str], k: int) -> str:
+def render_trials(
+    prompts: PromptSet, task: TaskInfo, space: SearchSpace, history: list[TrialResult], guidelines: list[str], k: int
+) -> str:
     ranges = sorted({(s.min_samples, s.max_samples) for s in space.stages})
     # AgentTTS passes the first guideline and the two most recent ones
     chosen = guidelines[:1] + [g for g in guidelines[-2:] if g is not guidelines[0]] if guidelines else []

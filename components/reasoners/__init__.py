@@ -48,12 +48,25 @@ def make_reasoner(cfg: dict) -> Reasoner:
                 hint = "; put the API key in an environment variable and name it with reasoner.api_key_env"
             raise ConfigError(f"reasoner '{name}' does not take {unknown}; it takes {sorted(params)}{hint}")
     missing = sorted(
-        k for k, p in params.items()
-        if p.default is inspect.Parameter.empty and p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL) and cfg.get(k) is None
+        k
+        for k, p in params.items()
+        if p.default is inspect.Parameter.empty
+        and p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+        and cfg.get(k) is None
     )
     if missing:
         raise ConfigError(f"reasoner '{name}' needs {['reasoner.' + k for k in missing]}")
     return cls(**cfg)
 
 
-__all__ = ["REASONERS", "AgentView", "OpenAIReasoner", "Reasoner", "ReasonerError", "Reply", "RulesReasoner", "VLLMReasoner", "make_reasoner"]
+__all__ = [
+    "REASONERS",
+    "AgentView",
+    "OpenAIReasoner",
+    "Reasoner",
+    "ReasonerError",
+    "Reply",
+    "RulesReasoner",
+    "VLLMReasoner",
+    "make_reasoner",
+]

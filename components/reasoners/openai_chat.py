@@ -64,7 +64,9 @@ class OpenAIReasoner:
             raise ConfigError("reasoner 'openai' needs base_url, e.g. http://127.0.0.1:8000/v1")
         if not api_key_env or not str(api_key_env).isidentifier():
             # a key pasted here by mistake must not end up in messages: do not echo the value
-            raise ConfigError("reasoner.api_key_env must be the NAME of an environment variable holding the key (e.g. OPENAI_API_KEY), not the key itself")
+            raise ConfigError(
+                "reasoner.api_key_env must be the NAME of an environment variable holding the key (e.g. OPENAI_API_KEY), not the key itself"
+            )
         if float(timeout_s) <= 0 or int(max_tokens) < 1 or int(max_retries) < 0 or float(temperature) < 0:
             raise ConfigError(
                 f"reasoner 'openai': need timeout_s > 0, max_tokens >= 1, max_retries >= 0, temperature >= 0; "
@@ -102,7 +104,9 @@ class OpenAIReasoner:
                 from openai import OpenAI
             except ImportError as e:  # pragma: no cover - openai is a dependency of this reasoner
                 raise ReasonerError("reasoner 'openai' needs the openai package: pip install openai") from e
-            self._client = OpenAI(base_url=self.base_url, api_key=self._key(), timeout=self.timeout_s, max_retries=self.max_retries)
+            self._client = OpenAI(
+                base_url=self.base_url, api_key=self._key(), timeout=self.timeout_s, max_retries=self.max_retries
+            )
         return self._client
 
     def _error(self, e: Exception, what: str) -> ReasonerError:
@@ -149,10 +153,14 @@ class OpenAIReasoner:
                     raise ConfigError(f"reasoner 'openai': set reasoner.model; {self.base_url} serves {served}")
                 self.model = served[0]
             elif served and self.model not in served:
-                raise ReasonerError(f"reasoner 'openai' at {self.base_url}: model {self.model!r} is not served; served: {served}")
+                raise ReasonerError(
+                    f"reasoner 'openai' at {self.base_url}: model {self.model!r} is not served; served: {served}"
+                )
             return
         try:
-            quick.chat.completions.create(model=self.model, messages=[{"role": "user", "content": "ping"}], max_completion_tokens=1)
+            quick.chat.completions.create(
+                model=self.model, messages=[{"role": "user", "content": "ping"}], max_completion_tokens=1
+            )
         except (openai.OpenAIError, ValueError) as e:
             raise self._error(e, "a test chat completion") from None
 
@@ -174,4 +182,6 @@ class OpenAIReasoner:
         choices = getattr(resp, "choices", None) or []
         text = (choices[0].message.content if choices and choices[0].message else None) or ""
         usage = getattr(resp, "usage", None)
-        return Reply(text, int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0))
+        return Reply(
+            text, int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0)
+        )

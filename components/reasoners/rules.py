@@ -87,11 +87,13 @@ class RulesReasoner:
             a, r = min(near, key=lambda ar: stage.model(ar[0][stage.name][0]).params)
             model, samples = a[stage.name]
             ranking = ", ".join(
-                f"{p[stage.name][0]}×{p[stage.name][1]}: {q.score:.3f}" for p, q in sorted(probes, key=lambda x: -x[1].score)
+                f"{p[stage.name][0]}×{p[stage.name][1]}: {q.score:.3f}"
+                for p, q in sorted(probes, key=lambda x: -x[1].score)
             )
-            why = (
-                f"at equal stage budget the probes score {ranking}; "
-                + (f"{model} is within two questions of the best, so the smaller model is preferred" if len(near) > 1 else f"{model} is clearly best")
+            why = f"at equal stage budget the probes score {ranking}; " + (
+                f"{model} is within two questions of the best, so the smaller model is preferred"
+                if len(near) > 1
+                else f"{model} is clearly best"
             )
             out[stage.name] = (model, why)
         return out
@@ -120,11 +122,19 @@ class RulesReasoner:
             if stage.name not in prefs:
                 return []
             model = prefs[stage.name][0]
-            probe_samples = [a[stage.name][1] for a, st in view.probes.items() if st == stage.name and a[stage.name][0] == model and a in by_alloc]
+            probe_samples = [
+                a[stage.name][1]
+                for a, st in view.probes.items()
+                if st == stage.name and a[stage.name][0] == model and a in by_alloc
+            ]
             choice.append((stage.name, model, probe_samples[0] if probe_samples else 1))
         a = Allocation(tuple(choice))
         a = self._fit(view.space, a)
-        return [_Candidate(a, "1", "combine the preferred model of every stage (Insight 1), samples fitted to the budget")] if a else []
+        return (
+            [_Candidate(a, "1", "combine the preferred model of every stage (Insight 1), samples fitted to the budget")]
+            if a
+            else []
+        )
 
     def _fit(self, space: SearchSpace, a: Allocation) -> Allocation | None:
         """Shrink the most expensive stage's samples until the allocation fits (Insight 3's priority)."""
@@ -172,13 +182,27 @@ class RulesReasoner:
             below = max((p for p in coarse if p < best_s), default=stage.min_samples)
             above = min((p for p in coarse if p > best_s), default=top)
             fine = sorted((p for p in LADDER if below < p < above and p <= top), key=dist)
-            todo = [(p, f"{stage.name} with {model} peaks near {best_s} samples: try {p}") for p in fine if p not in tried]
+            todo = [
+                (p, f"{stage.name} with {model} peaks near {best_s} samples: try {p}") for p in fine if p not in tried
+            ]
         if not todo:
-            nbs = [x for x in (max((s for s in tried if s < best_s), default=None), min((s for s in tried if s > best_s), default=None)) if x]
+            nbs = [
+                x
+                for x in (
+                    max((s for s in tried if s < best_s), default=None),
+                    min((s for s in tried if s > best_s), default=None),
+                )
+                if x
+            ]
             for nb in sorted(nbs, key=lambda x: -tried[x]):
                 mid = int(round((best_s * nb) ** 0.5))
                 if max(nb, best_s) / min(nb, best_s) > 1.15 and mid not in tried:
-                    todo.append((mid, f"the plateau of {stage.name} with {model} lies between {min(best_s, nb)} and {max(best_s, nb)} samples: try {mid}"))
+                    todo.append(
+                        (
+                            mid,
+                            f"the plateau of {stage.name} with {model} lies between {min(best_s, nb)} and {max(best_s, nb)} samples: try {mid}",
+                        )
+                    )
         return [_Candidate(base.replace(stage.name, samples=n), "2", why) for n, why in todo]
 
     def _ladder(self, view: AgentView, anchor: Allocation) -> list[_Candidate]:
@@ -227,12 +251,24 @@ class RulesReasoner:
                     t_model, t_s = reduced[take.name]
                     room = min(self._room(space, reduced, take.name, t_model), take.max_samples)
                     if room > t_s:
-                        out.append(_Candidate(reduced.replace(take.name, samples=room), "3", f"{how} and spend the freed budget on {take.name} ({t_s} -> {room} samples)"))
+                        out.append(
+                            _Candidate(
+                                reduced.replace(take.name, samples=room),
+                                "3",
+                                f"{how} and spend the freed budget on {take.name} ({t_s} -> {room} samples)",
+                            )
+                        )
         for stage in space.stages:  # unused budget goes to the stage that can use it
             model, s = anchor[stage.name]
             room = min(self._room(space, anchor, stage.name, model), stage.max_samples)
             if room > s:
-                out.append(_Candidate(anchor.replace(stage.name, samples=room), "3", f"spend the unused budget on {stage.name} ({s} -> {room} samples)"))
+                out.append(
+                    _Candidate(
+                        anchor.replace(stage.name, samples=room),
+                        "3",
+                        f"spend the unused budget on {stage.name} ({s} -> {room} samples)",
+                    )
+                )
         return out
 
     def _explore(self, view: AgentView, anchor: Allocation, rng: np.random.Generator) -> list[_Candidate]:
@@ -244,7 +280,13 @@ class RulesReasoner:
                 if m.name != model:
                     n = space.max_samples(stage, m.name, budget)
                     if n >= stage.min_samples:
-                        out.append(_Candidate(anchor.replace(stage.name, model=m.name, samples=n), "explore", f"mutation: {m.name} on {stage.name} at the same stage budget"))
+                        out.append(
+                            _Candidate(
+                                anchor.replace(stage.name, model=m.name, samples=n),
+                                "explore",
+                                f"mutation: {m.name} on {stage.name} at the same stage budget",
+                            )
+                        )
         ranked = sorted(view.history, key=lambda r: (-r.score, r.cost.units))
         if len(ranked) >= 2:
             a, b = ranked[0].allocation, ranked[1].allocation
@@ -293,7 +335,11 @@ class RulesReasoner:
             if len(picked) >= view.k:
                 break
         return json.dumps(
-            {"candidates": [{**a.to_dict(), "insight": c.insight, "rationale": c.rationale} for a, c in picked.items()]},
+            {
+                "candidates": [
+                    {**a.to_dict(), "insight": c.insight, "rationale": c.rationale} for a, c in picked.items()
+                ]
+            },
             indent=1,
         )
 
@@ -314,20 +360,36 @@ class RulesReasoner:
             if len(tried) > 1:
                 pts = ", ".join(f"{s}: {v:.3f}" for s, v in sorted(tried.items()))
                 top = max(tried, key=lambda s: (tried[s], -s))
-                trend = "still rising: try more samples" if top == max(tried) else ("gains stop early: try fewer samples" if top == min(tried) else f"plateau around {top} samples: refine near it")
+                trend = (
+                    "still rising: try more samples"
+                    if top == max(tried)
+                    else (
+                        "gains stop early: try fewer samples"
+                        if top == min(tried)
+                        else f"plateau around {top} samples: refine near it"
+                    )
+                )
                 lines.append(f"   - {stage.name} with {model}, other stages fixed: score by samples {pts}; {trend}.")
             else:
-                lines.append(f"   - {stage.name} with {model}: only {best.allocation[stage.name][1]} samples tried; walk the sample count up and down from there.")
+                lines.append(
+                    f"   - {stage.name} with {model}: only {best.allocation[stage.name][1]} samples tried; walk the sample count up and down from there."
+                )
         used = best.cost.measure(space.budget.kind)
         shares = ", ".join(f"{s}: {space.stage_cost(s, m, n):.0f}" for s, m, n in best.allocation.choices)
         lines.append("3. Budget balance (Insight 3):")
-        lines.append(f"   - the best trial ({best.allocation}, score {best.score:.3f}) uses {used:.0f} of {space.budget.value:.0f} {space.budget.kind} ({shares}).")
-        lines.append("   - try moving budget between stages: fewer samples or a smaller model on one stage, more samples on another; spend any unused budget.")
+        lines.append(
+            f"   - the best trial ({best.allocation}, score {best.score:.3f}) uses {used:.0f} of {space.budget.value:.0f} {space.budget.kind} ({shares})."
+        )
+        lines.append(
+            "   - try moving budget between stages: fewer samples or a smaller model on one stage, more samples on another; spend any unused budget."
+        )
         scores = [r.score for r in view.history]
         if view.kind != "initial_guidelines":
             lines.append("4. Exploration:")
             if self._stalled(view) or (max(scores) - min(scores) < self.noise(view)):
-                lines.append("   - the last trials did not improve the best (or scores vary little): explore with mutations, crossover of the best trials and random allocations.")
+                lines.append(
+                    "   - the last trials did not improve the best (or scores vary little): explore with mutations, crossover of the best trials and random allocations."
+                )
             else:
                 lines.append("   - the best score still improves: keep following the patterns above.")
         return "\n".join(lines)

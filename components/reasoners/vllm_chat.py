@@ -40,11 +40,21 @@ class VLLMReasoner:
     name = "vllm"
     is_llm = True
 
-    def __init__(self, model: str, max_model_len: int = 4096, dtype: str = "auto", max_tokens: int = 1024, temperature: float = 0.7, **engine_kwargs):
+    def __init__(
+        self,
+        model: str,
+        max_model_len: int = 4096,
+        dtype: str = "auto",
+        max_tokens: int = 1024,
+        temperature: float = 0.7,
+        **engine_kwargs,
+    ):
         if not model:
             raise ConfigError("reasoner 'vllm' needs reasoner.model (a Hugging Face id or a local model folder)")
         if int(max_model_len) < 1 or int(max_tokens) < 1 or float(temperature) < 0:
-            raise ConfigError(f"reasoner 'vllm': need max_model_len >= 1, max_tokens >= 1, temperature >= 0; got {max_model_len}, {max_tokens}, {temperature}")
+            raise ConfigError(
+                f"reasoner 'vllm': need max_model_len >= 1, max_tokens >= 1, temperature >= 0; got {max_model_len}, {max_tokens}, {temperature}"
+            )
         self.model = str(model)
         self.max_model_len = int(max_model_len)
         self.dtype = str(dtype)
@@ -72,9 +82,13 @@ class VLLMReasoner:
                     f"(pip install vllm; on CPU-only machines scripts/setup_vllm_cpu.sh) ({_short(e)})"
                 ) from e
             try:
-                self._llm = LLM(model=self.model, max_model_len=self.max_model_len, dtype=self.dtype, **self.engine_kwargs)
+                self._llm = LLM(
+                    model=self.model, max_model_len=self.max_model_len, dtype=self.dtype, **self.engine_kwargs
+                )
             except Exception as e:  # vLLM raises many kinds here (missing files, OOM, bad config)
-                raise ReasonerError(f"reasoner 'vllm' cannot load model {self.model!r}: {type(e).__name__}: {_short(e)}") from e
+                raise ReasonerError(
+                    f"reasoner 'vllm' cannot load model {self.model!r}: {type(e).__name__}: {_short(e)}"
+                ) from e
         return self._llm
 
     def close(self) -> None:

@@ -38,7 +38,15 @@ class AgentTTSSearcher:
 
     name = "agenttts"
 
-    def __init__(self, reasoner: Reasoner, prompts: PromptSet, task: TaskInfo, n_questions: int = 50, seed: int = 0, probes: bool = True):
+    def __init__(
+        self,
+        reasoner: Reasoner,
+        prompts: PromptSet,
+        task: TaskInfo,
+        n_questions: int = 50,
+        seed: int = 0,
+        probes: bool = True,
+    ):
         self.reasoner, self.prompts, self.task = reasoner, prompts, task
         self.rules = reasoner if isinstance(reasoner, RulesReasoner) else RulesReasoner()
         self.n_questions, self.seed, self.use_probes = n_questions, seed, probes
@@ -75,7 +83,9 @@ class AgentTTSSearcher:
             if self.use_probes:
                 probes = insight1_probes(space)
                 self.probes = {a: stage for a, stage, _ in probes}
-                self._queue = [Proposal(a, why, {"insight": "1", "source": "probe", "repairs": []}) for a, _, why in probes]
+                self._queue = [
+                    Proposal(a, why, {"insight": "1", "source": "probe", "repairs": []}) for a, _, why in probes
+                ]
         seen = {r.allocation for r in history}
         self._queue = [p for p in self._queue if p.allocation not in seen]
         if self._queue:
@@ -83,7 +93,9 @@ class AgentTTSSearcher:
             return out
         if not history:  # no probes: one random start, as the paper's ablation
             (a,) = space.sample(np.random.default_rng(self.seed), 1)
-            return [Proposal(a, "random initial trial (probes off)", {"insight": "", "source": "random", "repairs": []})]
+            return [
+                Proposal(a, "random initial trial (probes off)", {"insight": "", "source": "random", "repairs": []})
+            ]
         return self._round(space, history, k)
 
     def _round(self, space: SearchSpace, history: list[TrialResult], k: int) -> list[Proposal]:
@@ -125,11 +137,17 @@ class AgentTTSSearcher:
         ]
         if len(out) < k:  # top up a short batch with the rules reasoner's proposals
             taken = seen | {p.allocation for p in out}
-            extra = parse_trials(self.rules.trials(self._view("trials", space, history, k + len(out))), space, taken, k - len(out))
+            extra = parse_trials(
+                self.rules.trials(self._view("trials", space, history, k + len(out))), space, taken, k - len(out)
+            )
             if extra.proposals and source == self.reasoner.name and self.reasoner.is_llm:
                 self.counts["filled_by_rules"] += len(extra.proposals)
             out += [
-                Proposal(p.allocation, p.rationale, {"insight": p.insight, "source": "rules (top-up)", "repairs": p.repairs, "round": self.round})
+                Proposal(
+                    p.allocation,
+                    p.rationale,
+                    {"insight": p.insight, "source": "rules (top-up)", "repairs": p.repairs, "round": self.round},
+                )
                 for p in extra.proposals
             ]
         return out

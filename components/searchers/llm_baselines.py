@@ -108,9 +108,17 @@ class PriorHistory:
             raise ConfigError(f"searcher.prior_history: cannot read {p} as CSV: {e}") from None
         missing = [c for c in ("allocation", "score") if c not in cols]
         if missing:
-            raise ConfigError(f"searcher.prior_history: {p} lacks column(s) {missing} (columns: {cols[:12]}); give a trials.csv archived by a search")
-        stages = [c[: -len(".model")] for c in cols if c.endswith(".model") and f"{c[: -len('.model')]}.samples" in cols]
-        metrics = [c for c in cols if c not in _NOT_METRICS and not c.startswith("cost/") and not c.endswith((".model", ".samples"))]
+            raise ConfigError(
+                f"searcher.prior_history: {p} lacks column(s) {missing} (columns: {cols[:12]}); give a trials.csv archived by a search"
+            )
+        stages = [
+            c[: -len(".model")] for c in cols if c.endswith(".model") and f"{c[: -len('.model')]}.samples" in cols
+        ]
+        metrics = [
+            c
+            for c in cols
+            if c not in _NOT_METRICS and not c.startswith("cost/") and not c.endswith((".model", ".samples"))
+        ]
         rows = []
         for r in raw:
             if (r.get("status") or "ok") != "ok":
@@ -121,7 +129,9 @@ class PriorHistory:
                 continue
             if stages:
                 try:
-                    alloc = {st: {"model": r[f"{st}.model"], "samples": int(float(r[f"{st}.samples"]))} for st in stages}
+                    alloc = {
+                        st: {"model": r[f"{st}.model"], "samples": int(float(r[f"{st}.samples"]))} for st in stages
+                    }
                 except (TypeError, ValueError):
                     continue
             else:
@@ -131,7 +141,9 @@ class PriorHistory:
                     continue
             rows.append(PriorRow(alloc, {"score": scores.pop("score"), **scores}, _float(r.get("cost/units"))))
         if not rows:
-            raise ConfigError(f"searcher.prior_history: {p} holds no usable trial (needs rows with an allocation and a numeric score)")
+            raise ConfigError(
+                f"searcher.prior_history: {p} holds no usable trial (needs rows with an allocation and a numeric score)"
+            )
         return cls(p, tuple(rows))
 
     def best(self, n: int) -> list[PriorRow]:
@@ -236,8 +248,17 @@ class _LLMBaseline:
         self.counts["guidelines_failed"] += 1
         return ""
 
-    def _ask_trials(self, kind: str, prompt: str, space: SearchSpace, history: list[TrialResult], k: int,
-                    max_asks: int | None = None, top_up: bool = False, fallback: Allocation | None = None) -> list[Proposal]:
+    def _ask_trials(
+        self,
+        kind: str,
+        prompt: str,
+        space: SearchSpace,
+        history: list[TrialResult],
+        k: int,
+        max_asks: int | None = None,
+        top_up: bool = False,
+        fallback: Allocation | None = None,
+    ) -> list[Proposal]:
         """Up to ``k`` new feasible proposals parsed defensively from the answers.
 
         A failed or unusable answer (nothing new and feasible in it) is retried once; two in a row end
@@ -275,8 +296,14 @@ class _LLMBaseline:
 
     def _proposal(self, p: ParsedProposal, ask: int) -> Proposal:
         rationale = p.rationale or f"proposed by {self.name} ({self.reasoner.name}), round {self.round}"
-        trace = {"source": f"{self.name} ({self.reasoner.name})", "repairs": p.repairs, "rationale": p.rationale,
-                 "insight": p.insight, "round": self.round, "ask": ask}
+        trace = {
+            "source": f"{self.name} ({self.reasoner.name})",
+            "repairs": p.repairs,
+            "rationale": p.rationale,
+            "insight": p.insight,
+            "round": self.round,
+            "ask": ask,
+        }
         return Proposal(p.allocation, rationale, trace)
 
     def _trial_values(self, space: SearchSpace, k: int, example: str | None = None) -> dict:
@@ -309,7 +336,15 @@ class LLMZeroShotSearcher(_LLMBaseline):
     name = "llm_zs"
     PROMPTS = ("system", "preamble", "llm_zs_trials")
 
-    def __init__(self, reasoner: Reasoner, prompts: PromptSet, task: TaskInfo, n_questions: int = 50, seed: int = 0, max_asks: int = 3):
+    def __init__(
+        self,
+        reasoner: Reasoner,
+        prompts: PromptSet,
+        task: TaskInfo,
+        n_questions: int = 50,
+        seed: int = 0,
+        max_asks: int = 3,
+    ):
         super().__init__(reasoner, prompts, task, n_questions, seed)
         if int(max_asks) < 1:
             raise ConfigError(f"searcher.max_asks must be >= 1, got {max_asks}")
@@ -333,8 +368,16 @@ class MLCopilotSearcher(_LLMBaseline):
     name = "mlcopilot"
     PROMPTS = ("system", "preamble", "mlcopilot_initial_guidelines", "mlcopilot_guidelines", "mlcopilot_trials")
 
-    def __init__(self, reasoner: Reasoner, prompts: PromptSet, task: TaskInfo, prior: PriorHistory,
-                 n_questions: int = 50, seed: int = 0, prior_max_rows: int = 50):
+    def __init__(
+        self,
+        reasoner: Reasoner,
+        prompts: PromptSet,
+        task: TaskInfo,
+        prior: PriorHistory,
+        n_questions: int = 50,
+        seed: int = 0,
+        prior_max_rows: int = 50,
+    ):
         super().__init__(reasoner, prompts, task, n_questions, seed)
         if int(prior_max_rows) < 1:
             raise ConfigError(f"searcher.prior_max_rows must be >= 1, got {prior_max_rows}")
@@ -346,17 +389,26 @@ class MLCopilotSearcher(_LLMBaseline):
         if not self.guidelines:  # phase 1 of the first round: knowledge elicited from the other task
             shown = len(self.prior.best(self.prior_max_rows))
             prompt = self.prompts.render(
-                "mlcopilot_initial_guidelines", **values,
-                prior_source=self.prior.describe(shown), prior_history=self.prior.text(self.prior_max_rows),
+                "mlcopilot_initial_guidelines",
+                **values,
+                prior_source=self.prior.describe(shown),
+                prior_history=self.prior.text(self.prior_max_rows),
             )
             text = self._ask_text("initial_guidelines", prompt, space, history)
         else:  # phase 1 afterwards: revise the guidelines from this task's results
-            prompt = self.prompts.render("mlcopilot_guidelines", **values, history=history_text(space, history), guidelines=self.guidelines[-1])
+            prompt = self.prompts.render(
+                "mlcopilot_guidelines", **values, history=history_text(space, history), guidelines=self.guidelines[-1]
+            )
             text = self._ask_text("guidelines", prompt, space, history)
         if text:
             self._guideline(text)
         guidelines = self.guidelines[-1] if self.guidelines else "(none)"
-        prompt = self.prompts.render("mlcopilot_trials", **self._trial_values(space, k), history=history_text(space, history), guidelines=guidelines)
+        prompt = self.prompts.render(
+            "mlcopilot_trials",
+            **self._trial_values(space, k),
+            history=history_text(space, history),
+            guidelines=guidelines,
+        )
         best = best_of(history)
         return self._ask_trials("trials", prompt, space, history, k, fallback=best.allocation if best else None)
 
@@ -370,15 +422,19 @@ class AgentHPOSearcher(_LLMBaseline):
     def propose(self, space: SearchSpace, history: list[TrialResult], k: int) -> list[Proposal]:
         self.round += 1
         values = common_values(self.prompts, self.task, space)
-        prompt = self.prompts.render("agenthpo_analysis", **values, history=history_text(space, history), guidelines=self._memory())
+        prompt = self.prompts.render(
+            "agenthpo_analysis", **values, history=history_text(space, history), guidelines=self._memory()
+        )
         text = self._ask_text("initial_guidelines" if not history else "analysis", prompt, space, history)
         if text:
             self._guideline(text)
         one = json.loads(example_json(space))
         one["candidates"][0]["rationale"] = "why this configuration should improve the main metric"
         prompt = self.prompts.render(
-            "agenthpo_trials", **self._trial_values(space, k, json.dumps(one)),
-            history=history_text(space, history), guidelines=self._memory(),
+            "agenthpo_trials",
+            **self._trial_values(space, k, json.dumps(one)),
+            history=history_text(space, history),
+            guidelines=self._memory(),
         )
         best = best_of(history)
         return self._ask_trials("trials", prompt, space, history, k, fallback=best.allocation if best else None)

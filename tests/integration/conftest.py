@@ -29,7 +29,13 @@ from tiny_model import build_tiny_llama  # noqa: E402
 SERVER_READY_S = float(os.environ.get("AGENTTTS_VLLM_READY_S", 240))
 SERVER_MAX_MODEL_LEN = 16384  # the agent's real prompts must fit (the tiny tokenizer is not compact)
 # VLLM_CPU_KVCACHE_SPACE: GiB of KV cache on CPU (the default reserves far more than these tests need)
-ENGINE_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+ENGINE_ENV = {
+    "VLLM_CPU_KVCACHE_SPACE": "1",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "VLLM_NO_USAGE_STATS": "1",
+    "DO_NOT_TRACK": "1",
+}
 
 _vllm_error: list[str] = []
 
@@ -45,9 +51,13 @@ def require_vllm() -> None:
         except Exception as e:  # ImportError, or a broken install (e.g. torchvision operators)
             _vllm_error.append(f"{type(e).__name__}: {e}".splitlines()[0][:200])
     if _vllm_error[0]:
-        if os.environ.get("AGENTTTS_REQUIRE_VLLM") == "1":  # scripts/run_integration.sh: a skip would hide a broken setup
+        if (
+            os.environ.get("AGENTTTS_REQUIRE_VLLM") == "1"
+        ):  # scripts/run_integration.sh: a skip would hide a broken setup
             pytest.fail(f"vllm is not importable ({_vllm_error[0]})")
-        pytest.skip(f"vllm is not importable ({_vllm_error[0]}); run scripts/setup_vllm_cpu.sh and use its venv (scripts/run_integration.sh)")
+        pytest.skip(
+            f"vllm is not importable ({_vllm_error[0]}); run scripts/setup_vllm_cpu.sh and use its venv (scripts/run_integration.sh)"
+        )
 
 
 def free_port() -> int:
@@ -124,12 +134,20 @@ def vllm_server(tiny_model_dir, tmp_path_factory):
     ]  # fmt: skip
     t = time.perf_counter()
     with open(log, "wb") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **ENGINE_ENV, "VLLM_LOGGING_LEVEL": "INFO"}, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **ENGINE_ENV, "VLLM_LOGGING_LEVEL": "INFO"},
+            start_new_session=True,
+        )
     server = Server(f"http://127.0.0.1:{port}/v1", "tiny-llama", proc, log, 0.0)
     try:
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"vLLM server exited with {proc.returncode} during start-up; log {log}:\n{server.log_tail()}")
+                pytest.fail(
+                    f"vLLM server exited with {proc.returncode} during start-up; log {log}:\n{server.log_tail()}"
+                )
             try:
                 with urllib.request.urlopen(f"{server.url}/models", timeout=5) as r:
                     if r.status == 200:

@@ -59,7 +59,9 @@ def test_agent_search_with_a_garbage_llm_completes(vllm_server):
     ctx = build(cfg)
     env = ctx.environment(bank=SampleBank(None))
     t = cfg["task"]
-    reasoner = OpenAIReasoner(base_url=vllm_server.url, model=vllm_server.model, max_tokens=64, timeout_s=120, max_retries=0)
+    reasoner = OpenAIReasoner(
+        base_url=vllm_server.url, model=vllm_server.model, max_tokens=64, timeout_s=120, max_retries=0
+    )
     reasoner.check()
     searcher = AgentTTSSearcher(
         reasoner,
@@ -76,8 +78,10 @@ def test_agent_search_with_a_garbage_llm_completes(vllm_server):
         results = env.evaluate(allocations)
         searcher.observe(results)
         history += results
-    print(f"\n[integration] 16-trial agent search in {time.perf_counter() - started:.1f} s; rounds {searcher.round}, "
-          f"counts {dict(searcher.counts)}, agent {searcher.agent_seconds:.1f} s, {searcher.agent_tokens} tokens")
+    print(
+        f"\n[integration] 16-trial agent search in {time.perf_counter() - started:.1f} s; rounds {searcher.round}, "
+        f"counts {dict(searcher.counts)}, agent {searcher.agent_seconds:.1f} s, {searcher.agent_tokens} tokens"
+    )
 
     allocations = [r.allocation for r in history]
     assert len(allocations) == 16 and len(set(allocations)) == 16  # distinct
@@ -95,8 +99,15 @@ def test_agent_search_with_a_garbage_llm_completes(vllm_server):
 
 # c. the in-process vLLM reasoner -------------------------------------------------------------------------
 def test_vllm_reasoner_in_process(tiny_model_dir, vllm_env):
-    r = VLLMReasoner(str(tiny_model_dir), max_model_len=512, dtype="float32", max_tokens=16, temperature=0.9,
-                     enforce_eager=True, gpu_memory_utilization=0.3)
+    r = VLLMReasoner(
+        str(tiny_model_dir),
+        max_model_len=512,
+        dtype="float32",
+        max_tokens=16,
+        temperature=0.9,
+        enforce_eager=True,
+        gpu_memory_utilization=0.3,
+    )
     t = time.perf_counter()
     r.check()
     print(f"\n[integration] in-process engine loaded in {time.perf_counter() - t:.1f} s")
