@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from components.agent.probes import insight1_probes
-from components.pipeline import Environment, TrialResult
+from components.pipeline import Environment, TrialResult, best_so_far, best_trial
 from components.space import SearchSpace
 
 
@@ -36,15 +36,11 @@ class SearchRun:
 
     @property
     def curve(self) -> list[float]:
-        out, best = [], float("-inf")
-        for r in self.history:
-            best = max(best, r.score)
-            out.append(best)
-        return out
+        return best_so_far(self.history)
 
     @property
     def best(self) -> TrialResult:
-        return max(self.history, key=lambda r: (r.score, -r.cost.units))
+        return best_trial(self.history)
 
     def trials_to(self, target: float | None) -> int | None:
         """First trial (1-based) whose best-so-far reaches ``target``; None if never."""

@@ -85,6 +85,21 @@ class TrialResult:
     error: str = ""
 
 
+def best_trial(history: list[TrialResult]) -> TrialResult | None:
+    """The best evaluated trial: highest score; ties go to the cheaper allocation, then the earlier."""
+    ok = [r for r in history if r.status == "ok"]
+    return max(ok, key=lambda r: (r.score, -r.cost.units), default=None)
+
+
+def best_so_far(history: list[TrialResult]) -> list[float]:
+    """The best score after each trial."""
+    out, best = [], float("-inf")
+    for r in history:
+        best = max(best, r.score)
+        out.append(best)
+    return out
+
+
 @dataclass
 class Round:
     """The state of one round of evaluation, filled stage by stage."""

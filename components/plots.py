@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display on servers and in tests
 import matplotlib.pyplot as plt  # noqa: E402
 
-from components.pipeline import TrialResult  # noqa: E402
+from components.pipeline import TrialResult, best_so_far  # noqa: E402
 
 
 def pareto_front(history: list[TrialResult]) -> list[TrialResult]:
@@ -30,10 +30,7 @@ def _png(fig) -> bytes:
 
 
 def best_so_far_png(history: list[TrialResult], title: str, oracle: float | None = None) -> bytes:
-    best, ys = float("-inf"), []
-    for r in history:
-        best = max(best, r.score)
-        ys.append(best)
+    ys = best_so_far(history)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(range(1, len(ys) + 1), ys, marker=".", label="best so far")
     ax.scatter(range(1, len(ys) + 1), [r.score for r in history], s=8, alpha=0.4, label="trial")

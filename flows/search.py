@@ -11,7 +11,7 @@ from prefect import flow
 from prefect.utilities.annotations import quote
 
 from components.archive import Archive, run_url_hint
-from components.pipeline import TrialResult
+from components.pipeline import TrialResult, best_so_far, best_trial
 from components.plots import best_so_far_png, score_vs_cost_png
 from flows.build import Context, build, make_searcher
 from tasks.round import fuse, generate_samples, propose, score
@@ -32,17 +32,7 @@ class SearchOutcome:
 
     @property
     def best_so_far(self) -> list[float]:
-        out, best = [], float("-inf")
-        for r in self.history:
-            best = max(best, r.score)
-            out.append(best)
-        return out
-
-
-def best_trial(history: list[TrialResult]) -> TrialResult | None:
-    """Highest score; ties go to the cheaper allocation (then the earlier trial)."""
-    ok = [r for r in history if r.status == "ok"]
-    return max(ok, key=lambda r: (r.score, -r.cost.units), default=None)
+        return best_so_far(self.history)
 
 
 def run_search(ctx: Context, progress=print) -> SearchOutcome:

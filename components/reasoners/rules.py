@@ -29,17 +29,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from components.pipeline import TrialResult
+from components.pipeline import best_trial
 from components.reasoners.base import AgentView, Reply
 from components.space import Allocation, SearchSpace
 
 COARSE = (1, 3, 10, 30, 100)
 LADDER = (1, 2, 3, 5, 7, 10, 14, 20, 30, 45, 65, 100)
-
-
-def best_of(history: list[TrialResult]) -> TrialResult | None:
-    """Highest score; ties go to the cheaper allocation."""
-    return max(history, key=lambda r: (r.score, -r.cost.units), default=None)
 
 
 @dataclass
@@ -224,7 +219,7 @@ class RulesReasoner:
             if scores:
                 m = max(scores, key=lambda x: (scores[x], -st.model(x).params))
                 # only a close runner-up is worth a sample scan (within two noise levels)
-                if scores[m] >= best_of(view.history).score - 2 * self.noise(view):
+                if scores[m] >= best_trial(view.history).score - 2 * self.noise(view):
                     lanes.append(self._lane(view, anchor, st, m))
         return [c for group in itertools.zip_longest(*lanes) for c in group if c is not None]
 
@@ -308,7 +303,7 @@ class RulesReasoner:
 
     def candidates(self, view: AgentView) -> list[_Candidate]:
         """All candidates in priority order (the JSON answer keeps the first k new feasible ones)."""
-        best = best_of(view.history)
+        best = best_trial(view.history)
         if best is None:
             return [_Candidate(a, "1", f"probe of stage {st}") for a, st in view.probes.items()]
         anchor = best.allocation
@@ -344,7 +339,7 @@ class RulesReasoner:
         )
 
     def guidelines(self, view: AgentView) -> str:
-        space, best = view.space, best_of(view.history)
+        space, best = view.space, best_trial(view.history)
         if best is None:
             return "No trials yet: run the Insight-1 probes first."
         lines = []

@@ -17,9 +17,9 @@ import numpy as np
 from components.agent.answers import parse_trials
 from components.agent.probes import insight1_probes
 from components.agent.prompts import PromptSet, TaskInfo, render_guidelines, render_trials
-from components.pipeline import TrialResult
+from components.pipeline import TrialResult, best_trial
 from components.reasoners.base import AgentView, Reasoner, ReasonerError
-from components.reasoners.rules import RulesReasoner, best_of
+from components.reasoners.rules import RulesReasoner
 from components.searchers.base import Proposal
 from components.space import SearchSpace
 
@@ -119,7 +119,7 @@ class AgentTTSSearcher:
             self.artifacts.append((f"agent/round_{self.round:02d}_prompt.txt", tprompt))
             self.artifacts.append((f"agent/round_{self.round:02d}_answer.txt", answer or ""))
         seen = {r.allocation for r in history}
-        best = best_of(history)
+        best = best_trial(history)
         parsed = parse_trials(answer, space, seen, k, best.allocation if best else None)
         self.counts.update(parsed.counts)
         source = self.reasoner.name

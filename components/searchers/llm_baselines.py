@@ -40,9 +40,8 @@ from components.agent.prompts import (
     history_text,
 )
 from components.errors import ConfigError
-from components.pipeline import TrialResult
+from components.pipeline import TrialResult, best_trial
 from components.reasoners.base import AgentView, Reasoner, ReasonerError
-from components.reasoners.rules import best_of
 from components.searchers.base import Proposal
 from components.space import Allocation, SearchSpace
 
@@ -409,7 +408,7 @@ class MLCopilotSearcher(_LLMBaseline):
             history=history_text(space, history),
             guidelines=guidelines,
         )
-        best = best_of(history)
+        best = best_trial(history)
         return self._ask_trials("trials", prompt, space, history, k, fallback=best.allocation if best else None)
 
 
@@ -436,7 +435,7 @@ class AgentHPOSearcher(_LLMBaseline):
             history=history_text(space, history),
             guidelines=self._memory(),
         )
-        best = best_of(history)
+        best = best_trial(history)
         return self._ask_trials("trials", prompt, space, history, k, fallback=best.allocation if best else None)
 
     def _memory(self) -> str:
