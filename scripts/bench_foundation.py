@@ -36,13 +36,41 @@ def grab(pattern: str, text: str) -> str:
     return m.group(1) if m else "?"
 
 
+def simulator_speed() -> tuple[str, str]:
+    """Samples per second of the simulator alone (800 requests of 50 samples, median of 3)."""
+    from components.backends.base import Request
+    from components.datasets import synthetic_items
+    from components.simulator import SimWorld
+
+    items = synthetic_items(400, seed=3)
+    times = []
+    for _ in range(3):
+        w = SimWorld("2wiki")
+        reqs = [
+            Request(
+                m,
+                "",
+                n=50,
+                stage="retrieval" if m.startswith("Qwen") else "qa",
+                item=it,
+                upstream="Selected references: [1] [2]",
+            )
+            for it in items
+            for m in ("Qwen2.5-72B", "Llama-3.2-3B")
+        ]
+        t = time.perf_counter()
+        w.generate(reqs)
+        times.append(time.perf_counter() - t)
+    return ("simulator: 40,000 samples (800 requests x 50), median of 3", f"{statistics.median(times):.2f} s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--skip-grid", action="store_true")
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="agenttts-bench-"))
-    rows = []
+    rows = [simulator_speed()]
     try:
         # 1. wall time of `searcher=random trials=50`, first on a fresh Prefect home, then warm
         cold, _ = run(["searcher=random", "trials=50", "bank.persist=false"], work)
