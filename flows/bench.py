@@ -24,6 +24,19 @@ from components.errors import ConfigError, UnknownNameError
 from flows.cli import CONF_DIR, compose
 
 LLM_FREE = ("agenttts", "random", "optuna_tpe", "optuna_gp")
+# bench.csv's leading columns (the interface); the numeric ones are also each run's MLflow metrics
+CSV_FIRST = (
+    "scenario",
+    "searcher",
+    "seed",
+    "trials_to_near",
+    "trials_to_opt",
+    "best_train",
+    "oracle_train",
+    "test_score",
+    "tokens_generated",
+    "wall_s",
+)
 # keys the bench sets per job; every other command-line override applies to all jobs
 OWN_KEYS = {
     "scenarios",
@@ -329,19 +342,7 @@ def run_bench(cfg: dict, progress=print) -> Path:
                 progress(f"  {i}/{len(jobs)} jobs done, {time.perf_counter() - t:.0f} s")
     wall = time.perf_counter() - t
     rows = [r["row"] for r in results]
-    cols = [
-        "scenario",
-        "searcher",
-        "seed",
-        "trials_to_near",
-        "trials_to_opt",
-        "best_train",
-        "oracle_train",
-        "test_score",
-        "tokens_generated",
-        "wall_s",
-    ]
-    cols += [c for c in rows[0] if c not in cols]
+    cols = [*CSV_FIRST, *(c for c in rows[0] if c not in CSV_FIRST)]
     with open(out / "bench.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=cols)
         w.writeheader()
@@ -378,19 +379,7 @@ def run_bench(cfg: dict, progress=print) -> Path:
 
         now = int(time.time() * 1000)
         metrics = [
-            Metric(k, float(row[k]), now, 0)
-            for k in (
-                "trials_to_near",
-                "trials_to_opt",
-                "best_train",
-                "oracle_train",
-                "test_score",
-                "tokens_generated",
-                "flops_spent",
-                "agent_tokens",
-                "wall_s",
-            )
-            if row[k] != ""
+            Metric(k, float(row[k]), now, 0) for k in (*CSV_FIRST[3:], "flops_spent", "agent_tokens") if row[k] != ""
         ]
         archive.client.log_batch(
             rid, metrics=metrics, params=[Param("seed", str(row["seed"])), Param("trials", str(trials))]
