@@ -11,9 +11,7 @@ import csv
 import json
 import shutil
 import socket
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -31,11 +29,12 @@ from components.searchers.llm_baselines import (
 from components.space import Allocation
 from flows.build import build, make_searcher
 from flows.cli import compose, main
+from tests.chat_server import NOT_FOUND, ChatServer, completion, model_list
 
 NAMES = ("llm_zs", "mlcopilot", "agenthpo")
 
 
-class ScriptedLLM:
+class ScriptedLLM(ChatServer):
     """An OpenAI-compatible server whose chat answers come from a script.
 
     ``script``: answers used in order, each a text or an int (that HTTP status, an error). When it is
@@ -46,61 +45,21 @@ class ScriptedLLM:
         self.script: list[str | int] = []
         self.default = default or (lambda prompt: 500)
         self.prompts: list[tuple[str, str]] = []
-        llm = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def _send(self, code: int, body: dict):
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self):
-                if self.path.endswith("/models"):
-                    return self._send(
-                        200,
-                        {"object": "list", "data": [{"id": "tiny", "object": "model", "created": 0, "owned_by": "me"}]},
-                    )
-                self._send(404, {"error": {"message": "Not Found"}})
-
-            def do_POST(self):
-                payload = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-                if not self.path.endswith("/chat/completions"):
-                    return self._send(404, {"error": {"message": "Not Found"}})
-                msgs = payload.get("messages", [])
-                system = next((m["content"] for m in msgs if m["role"] == "system"), "")
-                user = next((m["content"] for m in msgs if m["role"] == "user"), "")
-                llm.prompts.append((system, user))
-                answer = llm.script.pop(0) if llm.script else llm.default(user)
-                if isinstance(answer, int):
-                    return self._send(answer, {"error": {"message": f"scripted HTTP {answer}", "type": "server_error"}})
-                self._send(
-                    200,
-                    {
-                        "id": "c1",
-                        "object": "chat.completion",
-                        "created": 0,
-                        "model": "tiny",
-                        "choices": [
-                            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": answer}}
-                        ],
-                        "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
-                    },
-                )
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def answer(self, method, path, headers, payload):
+        if method == "GET":
+            return (200, model_list(["tiny"])) if path.endswith("/models") else NOT_FOUND
+        if not path.endswith("/chat/completions"):
+            return NOT_FOUND
+        msgs = payload.get("messages", [])
+        system = next((m["content"] for m in msgs if m["role"] == "system"), "")
+        user = next((m["content"] for m in msgs if m["role"] == "user"), "")
+        self.prompts.append((system, user))
+        answer = self.script.pop(0) if self.script else self.default(user)
+        if isinstance(answer, int):
+            return answer, {"error": {"message": f"scripted HTTP {answer}", "type": "server_error"}}
+        return 200, completion(answer, "tiny", 100, 20)
 
 
 @pytest.fixture

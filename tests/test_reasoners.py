@@ -6,21 +6,19 @@ tests/integration (``scripts/run_integration.sh``).
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 import traceback
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from components.errors import ConfigError, UnknownNameError
 from components.reasoners import REASONERS, OpenAIReasoner, ReasonerError, VLLMReasoner, make_reasoner
 from components.reasoners.base import AgentView
+from tests.chat_server import NOT_FOUND, ChatServer, completion, model_list
 
 SECRET = "sk-test-9f8e7d6c5b4a39281706f5e4d3c2b1a0-NEVER-LOG-ME"
 
@@ -32,7 +30,7 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
-class FakeServer:
+class FakeServer(ChatServer):
     """A minimal OpenAI-compatible server whose answers the test sets.
 
     ``models``: ids listed at /v1/models (None: 404 there). ``status``: HTTP status of every answer
@@ -46,75 +44,22 @@ class FakeServer:
         self.reply = "hello"
         self.delay = 0.0
         self.requests: list[tuple[str, dict, dict]] = []
-        fake = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def _send(self, code: int, body: dict):
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _answer(self, payload: dict):
-                fake.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}, payload))
-                if fake.delay:
-                    time.sleep(fake.delay)
-                if fake.status != 200:
-                    auth = self.headers.get("Authorization", "")
-                    return self._send(
-                        fake.status,
-                        {"error": {"message": f"Incorrect API key provided: {auth}", "type": "invalid_request_error"}},
-                    )
-                if self.path.endswith("/models"):
-                    if fake.models is None:
-                        return self._send(404, {"error": {"message": "Not Found"}})
-                    return self._send(
-                        200,
-                        {
-                            "object": "list",
-                            "data": [{"id": m, "object": "model", "created": 0, "owned_by": "me"} for m in fake.models],
-                        },
-                    )
-                if self.path.endswith("/chat/completions"):
-                    return self._send(
-                        200,
-                        {
-                            "id": "c1",
-                            "object": "chat.completion",
-                            "created": 0,
-                            "model": payload.get("model"),
-                            "choices": [
-                                {
-                                    "index": 0,
-                                    "finish_reason": "stop",
-                                    "message": {"role": "assistant", "content": fake.reply},
-                                }
-                            ],
-                            "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
-                        },
-                    )
-                return self._send(404, {"error": {"message": "Not Found"}})
-
-            def do_GET(self):
-                self._answer({})
-
-            def do_POST(self):
-                n = int(self.headers.get("Content-Length") or 0)
-                self._answer(json.loads(self.rfile.read(n) or b"{}"))
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def answer(self, method, path, headers, payload):
+        self.requests.append((path, headers, payload))
+        if self.delay:
+            time.sleep(self.delay)
+        if self.status != 200:
+            auth = headers.get("authorization", "")
+            return self.status, {
+                "error": {"message": f"Incorrect API key provided: {auth}", "type": "invalid_request_error"}
+            }
+        if path.endswith("/models"):
+            return NOT_FOUND if self.models is None else (200, model_list(self.models))
+        if path.endswith("/chat/completions"):
+            return 200, completion(self.reply, payload.get("model"), 11, 7)
+        return NOT_FOUND
 
 
 @pytest.fixture
