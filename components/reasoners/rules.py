@@ -150,7 +150,7 @@ class RulesReasoner:
         nearest to the best count first; then the finer ladder between the best count's coarse
         neighbours; then bisection towards the better neighbour while the gap is over 15%.
         """
-        top = min(self._room(view.space, anchor, stage.name, model), stage.max_samples)
+        top = self._room(view.space, anchor, stage.name, model)
         if top < stage.min_samples:
             return []
         base = anchor.replace(stage.name, model=model, samples=min(top, anchor[stage.name][1]))
@@ -244,7 +244,7 @@ class RulesReasoner:
                     if take.name == give.name:
                         continue
                     t_model, t_s = reduced[take.name]
-                    room = min(self._room(space, reduced, take.name, t_model), take.max_samples)
+                    room = self._room(space, reduced, take.name, t_model)
                     if room > t_s:
                         out.append(
                             _Candidate(
@@ -255,7 +255,7 @@ class RulesReasoner:
                         )
         for stage in space.stages:  # unused budget goes to the stage that can use it
             model, s = anchor[stage.name]
-            room = min(self._room(space, anchor, stage.name, model), stage.max_samples)
+            room = self._room(space, anchor, stage.name, model)
             if room > s:
                 out.append(
                     _Candidate(
