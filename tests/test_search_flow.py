@@ -67,6 +67,22 @@ def test_random_search_is_archived_in_mlflow(tmp_path, monkeypatch, capsys):
     assert [m.step for m in curve] == list(range(1, 13))
     assert all(a.value <= b.value for a, b in zip(curve, curve[1:]))
 
+    # read back as later commands do (run=last / run=<id>)
+    from components.errors import ConfigError
+    from flows.runs import find_search
+
+    cfg = compose(["searcher=random"])
+    last = find_search(cfg, "last", "synthetic")
+    assert last.run_id == parent.info.run_id and last.best_score == parent.data.metrics["best_score"]
+    assert set(last.best_allocation) == {"retrieval", "qa"} and last.best_allocation["qa"]["samples"] >= 1
+    assert find_search(cfg, parent.info.run_id, "synthetic").run_id == parent.info.run_id
+    with pytest.raises(ConfigError, match="task 'synthetic', not of task 'gsm8k'"):
+        find_search(cfg, parent.info.run_id, "gsm8k")
+    with pytest.raises(ConfigError, match="no such MLflow run"):
+        find_search(cfg, "0" * 32, "synthetic")
+    with pytest.raises(ConfigError, match="is not a search run"):
+        find_search(cfg, children[0].info.run_id, "synthetic")
+
 
 def test_grid_returns_the_exact_optimum(tmp_path, tiny_dir, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)

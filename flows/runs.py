@@ -1,0 +1,79 @@
+"""Find earlier searches in the MLflow archive: ``run=last`` / ``run=<id>``, and their best allocation.
+
+Used by commands that take a search as input (evaluate, report, run, warm start). Reads with
+``MlflowClient`` only, like the Archive that wrote the runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import yaml
+from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
+
+from components.archive import Archive
+from components.errors import ConfigError
+
+
+@dataclass
+class SearchRun:
+    """A finished search read back from the archive."""
+
+    run: Run
+    experiment: str
+    best_allocation: dict  # {stage: {model, samples}}, as logged in best_allocation.yaml
+    best_score: float | None
+
+    @property
+    def run_id(self) -> str:
+        return self.run.info.run_id
+
+    @property
+    def task(self) -> str:
+        return self.run.data.tags.get("task", "")
+
+
+def experiment_name(cfg: dict, task: str) -> str:
+    return cfg["mlflow"].get("experiment") or f"agenttts-{task}"
+
+
+def find_search(cfg: dict, ref: str, task: str) -> SearchRun:
+    """The search ``ref`` (``last`` = the newest finished search of ``task``, or a run id).
+
+    Raises ConfigError with the reason when there is no such finished search, or when it belongs to
+    another task.
+    """
+    exp = experiment_name(cfg, task)
+    archive = Archive(cfg["mlflow"]["tracking_uri"], exp)
+    client = archive.client
+    ref = str(ref)
+    if ref == "last":
+        runs = client.search_runs(
+            [archive.experiment_id],
+            filter_string="tags.kind = 'search' and tags.status = 'finished'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        if not runs:
+            raise ConfigError(f"run=last: no finished search of task {task!r} in {archive.uri} (experiment {exp!r})")
+        run = runs[0]
+    else:
+        try:
+            run = client.get_run(ref)
+        except MlflowException:
+            raise ConfigError(f"run={ref}: no such MLflow run in {archive.uri}") from None
+        if run.data.tags.get("kind") != "search":
+            raise ConfigError(f"run={ref} is not a search run (kind={run.data.tags.get('kind')!r})")
+        if run.data.tags.get("status") != "finished":
+            raise ConfigError(f"run={ref} did not finish (status={run.data.tags.get('status')!r})")
+    run_task = run.data.tags.get("task")
+    if run_task != task:
+        raise ConfigError(f"run={run.info.run_id} is a search of task {run_task!r}, not of task {task!r}")
+    text = client.download_artifacts(run.info.run_id, "best_allocation.yaml")
+    with open(text) as fh:
+        best = yaml.safe_load(fh) or {}
+    return SearchRun(run, exp, best.get("allocation") or {}, run.data.metrics.get("best_score"))
+
+
+__all__ = ["SearchRun", "experiment_name", "find_search"]
