@@ -83,6 +83,8 @@ class TrialResult:
     wall_s: float
     status: str = "ok"
     error: str = ""
+    item_scores: tuple[float, ...] = ()  # the main metric per question, in the items' order (paired tests)
+    outputs: tuple[str, ...] = ()  # the last stage's fused output per question (predictions)
 
 
 def best_trial(history: list[TrialResult]) -> TrialResult | None:
@@ -300,6 +302,8 @@ class Environment:
         n, last = len(self.items), len(self.task.stages)
         memo: dict[tuple[int, int, str], tuple[float, ...]] = {}
         per_prefix: dict[Allocation, tuple[dict[str, float], float, float]] = {}
+        main = self.task.metrics.index(self.task.metric)
+        per_item: dict[Allocation, tuple[float, ...]] = {}
 
         def prefix(i: int, sc: Allocation) -> tuple[dict[str, float], float, float]:
             if sc not in per_prefix:
@@ -310,6 +314,8 @@ class Environment:
                         v = memo[(i, j, text)] = self._item_scores(i, j, text)
                     vals.append(v)
                 names = self._metric_names(i)
+                if i == last - 1:
+                    per_item[sc] = tuple(v[main] for v in vals)
                 metrics = {name: sum(v[k] for v in vals) / n for k, name in enumerate(names)}
                 spent = rnd.spent[sc]
                 per_prefix[sc] = (metrics, sum(x[0] for x in spent), sum(x[1] for x in spent))
@@ -336,6 +342,8 @@ class Environment:
                     fusion_flops_spent=fuse_flops,
                     samples_used=sum(s for _, _, s in a.choices) * n,
                     wall_s=wall,
+                    item_scores=per_item[rnd.scope(a, last)],
+                    outputs=tuple(rnd.fused[rnd.scope(a, last)]),
                 )
             )
         self.bank.flush()

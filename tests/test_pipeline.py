@@ -49,6 +49,12 @@ def test_scores_do_not_depend_on_the_bank_or_on_batching(tiny):
     assert scores(together) == scores(alone) == scores(nobank)
     # without the bank, each trial regenerates its streams
     assert fresh.bank.generated > env.bank.generated
+    # per-question scores and predictions: same in every path, and they add up to the score
+    assert [r.item_scores for r in together] == [r.item_scores for r in alone] == [r.item_scores for r in nobank]
+    for r in together:
+        assert len(r.item_scores) == len(r.outputs) == 20
+        assert sum(r.item_scores) / 20 == pytest.approx(r.score)
+    assert together[0].item_scores != together[2].item_scores  # 12 vs 1 QA samples answer differently
 
 
 def test_bank_persists_across_processes(tiny, tmp_path):
