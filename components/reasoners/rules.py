@@ -292,6 +292,12 @@ class RulesReasoner:
         out += [_Candidate(x, "explore", "random feasible allocation") for x in space.sample(rng, max(4, view.k))]
         return out
 
+    def _cheap_anchor(self, view: AgentView, best) -> Allocation | None:
+        """The cheapest trial within noise of the best, when it is not the best itself."""
+        near = [r for r in view.history if r.status == "ok" and r.score >= best.score - self.noise(view) + 1e-9]
+        cheap = min(near, key=lambda r: (r.cost.units, -r.score))
+        return cheap.allocation if cheap.allocation != best.allocation else None
+
     # -- the two answers -------------------------------------------------------------------------
     def _stalled(self, view: AgentView) -> bool:
         """No improvement by the most recent batch of trials (never right after the probes)."""
@@ -317,7 +323,13 @@ class RulesReasoner:
         # plateau, the model choice and the balance
         groups = itertools.zip_longest(ladder, runner_up, rebalance)
         mixed = [c for group in groups for c in group if c is not None]
-        return first + (explore[:1] if self._stalled(view) else []) + mixed + explore
+        stalled = []
+        if self._stalled(view):
+            # a best trial that spends the whole budget blocks Insight 2 on its stages; the cheapest
+            # trial within noise of it still has room, so one slot goes to its ladder
+            cheap = self._cheap_anchor(view, best)
+            stalled = (self._ladder(view, cheap) if cheap is not None else [])[:1] or explore[:1]
+        return first + stalled + mixed + explore
 
     def trials(self, view: AgentView) -> str:
         seen = {r.allocation for r in view.history}
