@@ -93,6 +93,22 @@ class RulesReasoner:
             out[stage.name] = (model, why)
         return out
 
+    def ruled_out(self, view: AgentView) -> dict[str, set[str]]:
+        """Insight 1: per stage, the models whose probe lost clearly (by more than two noise levels)
+        at equal stage budget; moves to them "at the same stage budget" repeat a lost comparison."""
+        by_alloc = {r.allocation: r for r in view.history}
+        out: dict[str, set[str]] = {}
+        for stage in view.space.stages:
+            probes = [
+                (a[stage.name][0], by_alloc[a].score)
+                for a, st in view.probes.items()
+                if st == stage.name and a in by_alloc
+            ]
+            if probes:
+                top = max(v for _, v in probes)
+                out[stage.name] = {m for m, v in probes if v < top - 2 * self.noise(view)}
+        return out
+
     def curve(self, view: AgentView, anchor: Allocation, stage: str) -> dict[int, float]:
         """Scores of trials equal to ``anchor`` except for ``stage``'s sample count."""
         model = anchor[stage][0]
@@ -231,7 +247,8 @@ class RulesReasoner:
             cheaper = []
             if g_s > 1:
                 cheaper.append((g_model, max(1, g_s // 2), f"halve {give.name}'s samples"))
-            smaller = [m for m in give.models if m.params < give.model(g_model).params]
+            lost = self.ruled_out(view).get(give.name, set())
+            smaller = [m for m in give.models if m.params < give.model(g_model).params and m.name not in lost]
             if smaller:
                 m = max(smaller, key=lambda m: m.params)
                 budget_now = space.stage_cost(give.name, g_model, g_s)
@@ -268,11 +285,12 @@ class RulesReasoner:
 
     def _explore(self, view: AgentView, anchor: Allocation, rng: np.random.Generator) -> list[_Candidate]:
         space, out = view.space, []
+        lost = self.ruled_out(view)
         for stage in space.stages:  # other models at the best trial's stage budget
             model, s = anchor[stage.name]
             budget = space.stage_cost(stage.name, model, s)
             for m in stage.models:
-                if m.name != model:
+                if m.name != model and m.name not in lost.get(stage.name, ()):
                     n = space.max_samples(stage, m.name, budget)
                     if n >= stage.min_samples:
                         out.append(
