@@ -34,6 +34,7 @@ from components.reasoners.base import AgentView, Reply
 from components.space import Allocation, SearchSpace
 
 COARSE = (1, 3, 10, 30, 100)
+RUNNER_UP_TRIES = 4  # trials of a runner-up model before it must come within noise of the best
 LADDER = (1, 2, 3, 5, 7, 10, 14, 20, 30, 45, 65, 100)
 
 
@@ -234,8 +235,13 @@ class RulesReasoner:
                     scores[m] = max(scores.get(m, float("-inf")), r.score)
             if scores:
                 m = max(scores, key=lambda x: (scores[x], -st.model(x).params))
-                # only a close runner-up is worth a sample scan (within two noise levels)
-                if scores[m] >= best_trial(view.history).score - 2 * self.noise(view):
+                best = best_trial(view.history).score
+                # only a close runner-up is worth a sample scan (within two noise levels), and only
+                # until a few counts of it have all stayed clearly below the best
+                tries = sum(r.allocation[st.name][0] == m for r in view.history)
+                if scores[m] >= best - 2 * self.noise(view) and (
+                    tries < RUNNER_UP_TRIES or scores[m] >= best - self.noise(view)
+                ):
                     lanes.append(self._lane(view, anchor, st, m))
         return [c for group in itertools.zip_longest(*lanes) for c in group if c is not None]
 
@@ -281,6 +287,34 @@ class RulesReasoner:
                         f"spend the unused budget on {stage.name} ({s} -> {room} samples)",
                     )
                 )
+        return out
+
+    def _trade(self, view: AgentView, anchor: Allocation) -> list[_Candidate]:
+        """Insight 3, fine-grained: one stage a step more samples, another stage as many as still fit.
+
+        When the best trial spends the whole budget, no single stage can grow; the optimum then lies
+        along the budget line, which only joint moves reach.
+        """
+        space, out = view.space, []
+        for up in space.stages:
+            model, s = anchor[up.name]
+            step = min(up.max_samples, max(s + 1, int(round(s * 1.25))))
+            if step <= s:
+                continue
+            raised = anchor.replace(up.name, samples=step)
+            for down in space.stages:
+                if down.name == up.name:
+                    continue
+                d_model, d_s = raised[down.name]
+                room = self._room(space, raised, down.name, d_model)
+                if down.min_samples <= room < d_s:
+                    out.append(
+                        _Candidate(
+                            raised.replace(down.name, samples=room),
+                            "3",
+                            f"trade along the budget line: {up.name} {s} -> {step} samples, {down.name} {d_s} -> {room}",
+                        )
+                    )
         return out
 
     def _explore(self, view: AgentView, anchor: Allocation, rng: np.random.Generator) -> list[_Candidate]:
@@ -339,7 +373,7 @@ class RulesReasoner:
         explore = self._explore(view, anchor, rng)
         # interleave Insight 2 (current and runner-up models) and Insight 3, so one batch tests the
         # plateau, the model choice and the balance
-        groups = itertools.zip_longest(ladder, runner_up, rebalance)
+        groups = itertools.zip_longest(ladder, runner_up, rebalance, self._trade(view, anchor))
         mixed = [c for group in groups for c in group if c is not None]
         stalled = []
         if self._stalled(view):
