@@ -5,6 +5,7 @@
     agenttts space  [KEY=VALUE ...]          size of the feasible space and its extremes
     agenttts config [KEY=VALUE ...]          print the composed config
     agenttts bench  [scenarios=[..]] [searchers=[..]] [seeds=N] [trials=N]   the search-efficiency benchmark
+    agenttts bank   export|import FILE [KEY=VALUE ...]   copy the sample bank (bank.path) to / merge it from one file
 
 Configs are composed with Hydra's compose API (``@hydra.main`` cannot sit under subcommands), so
 nothing changes directory and no ``outputs/`` folder appears. Bad input is reported as one line
@@ -22,7 +23,7 @@ import time
 from pathlib import Path
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-COMMANDS = ("search", "cost", "space", "config", "bench")
+COMMANDS = ("search", "cost", "space", "config", "bench", "bank")
 
 
 def _prefect_env(cfg: dict) -> None:
@@ -178,6 +179,23 @@ def cmd_bench(cfg: dict) -> int:
     return 0
 
 
+def cmd_bank(cfg: dict, action: str, file: str) -> int:
+    """``bank export FILE``: the bank at bank.path as one file; ``bank import FILE``: merge one into it."""
+    from components.bank import export_bank, import_bank
+
+    bank = Path(cfg["bank"]["path"])
+    if action == "export":
+        n = export_bank(bank, file)
+        print(f"exported {n['streams']:,} streams, {n['samples']:,} samples from {bank} to {file}")
+    else:
+        n = import_bank(file, bank)
+        print(
+            f"imported into {bank}: {n['streams_added']:,} new streams, {n['samples_added']:,} new samples"
+            + (f"; {n['conflicts']:,} samples already held with other text were kept" if n["conflicts"] else "")
+        )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="agenttts", description="Compute-optimal test-time scaling for multi-stage LLM pipelines."
@@ -195,7 +213,21 @@ def main(argv: list[str] | None = None) -> int:
             "-m", "--multirun", action="store_true", help="expand comma-separated overrides into several jobs"
         )
         p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. task=2wiki budget.units=900")
+    b = sub.add_parser("bank", help="export the sample bank to one file, or import (merge) one")
+    b.add_argument("action", choices=["export", "import"])
+    b.add_argument("file", help="the bank file to write (export) or read (import)")
+    b.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. bank.path=.agenttts/bank.sqlite")
     args = parser.parse_args(argv)
+    if args.command == "bank":
+        try:
+            return cmd_bank(compose(args.overrides), args.action, args.file)
+        except Exception as exc:
+            from components.errors import AgentTTSError
+
+            if os.environ.get("AGENTTTS_TRACEBACK") or not isinstance(exc, AgentTTSError):
+                raise
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     jobs = expand_sweeps(args.overrides) if args.multirun else [args.overrides]
     run = {"search": cmd_search, "cost": cmd_cost, "space": cmd_space, "config": None, "bench": cmd_bench}[args.command]
     try:
