@@ -6,6 +6,7 @@
     agenttts config [KEY=VALUE ...]          print the composed config
     agenttts bench  [scenarios=[..]] [searchers=[..]] [seeds=N] [trials=N]   the search-efficiency benchmark
     agenttts bank   export|import FILE [KEY=VALUE ...]   copy the sample bank (bank.path) to / merge it from one file
+    agenttts bank   import-samples FILE.jsonl task=... data.path=...   public per-sample data into the bank
 
 Configs are composed with Hydra's compose API (``@hydra.main`` cannot sit under subcommands), so
 nothing changes directory and no ``outputs/`` folder appears. Bad input is reported as one line
@@ -184,6 +185,8 @@ def cmd_bank(cfg: dict, action: str, file: str) -> int:
     from components.bank import export_bank, import_bank
 
     bank = Path(cfg["bank"]["path"])
+    if action == "import-samples":
+        return cmd_import_samples(cfg, file)
     if action == "export":
         n = export_bank(bank, file)
         print(f"exported {n['streams']:,} streams, {n['samples']:,} samples from {bank} to {file}")
@@ -192,6 +195,38 @@ def cmd_bank(cfg: dict, action: str, file: str) -> int:
         print(
             f"imported into {bank}: {n['streams_added']:,} new streams, {n['samples_added']:,} new samples"
             + (f"; {n['conflicts']:,} samples already held with other text were kept" if n["conflicts"] else "")
+        )
+    return 0
+
+
+def cmd_import_samples(cfg: dict, file: str) -> int:
+    """Public per-sample JSONL (components/sample_import.py) into the bank, for ``backend=replay``."""
+    from components.backends.replay import ReplayBackend
+    from components.datasets import load_items, synthetic_items
+    from components.pipeline import Environment
+    from components.sample_import import import_samples
+    from flows.build import build, load_data, make_bank
+
+    ctx = build(cfg, with_data=False)
+    d, fmt = cfg["data"], cfg["task"]["data"]["format"]
+    if fmt == "synthetic" and not d.get("path"):
+        items = synthetic_items(int(d["train_size"]) + int(d["test_size"]), seed=int(d.get("seed", 0)))
+    else:
+        load_data(cfg)  # the file exists and parses (one clear message otherwise)
+        items = load_items(fmt, Path(d["path"]).expanduser())
+    world = str(cfg["backend"].get("world") or "")
+    bank = make_bank(cfg)
+    try:
+        r = import_samples(file, Environment(ctx.task, ctx.space, ReplayBackend(world), bank, items), ctx.task.metric)
+    finally:
+        bank.close()
+    print(
+        f"imported {r.records:,} records into {cfg['bank']['path']}: {r.samples_added:,} new samples "
+        f"({r.samples_already_banked:,} already banked, {r.estimated_token_counts:,} token counts estimated)"
+    )
+    if r.labels_checked:
+        print(
+            f"labels: {r.labels_checked - r.labels_disagreeing:,} of {r.labels_checked:,} agree with the task's metric"
         )
     return 0
 
@@ -214,13 +249,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. task=2wiki budget.units=900")
     b = sub.add_parser("bank", help="export the sample bank to one file, or import (merge) one")
-    b.add_argument("action", choices=["export", "import"])
+    b.add_argument("action", choices=["export", "import", "import-samples"])
     b.add_argument("file", help="the bank file to write (export) or read (import)")
     b.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. bank.path=.agenttts/bank.sqlite")
     args = parser.parse_args(argv)
     if args.command == "bank":
         try:
-            return cmd_bank(compose(args.overrides), args.action, args.file)
+            pre = ["backend=replay"] if args.action == "import-samples" else []  # stages from the task + catalog
+            return cmd_bank(compose(pre + args.overrides), args.action, args.file)
         except Exception as exc:
             from components.errors import AgentTTSError
 

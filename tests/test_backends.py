@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 from components.backends.base import Decoding, Request
 from components.backends.openai import Endpoint, OpenAIBackend
 from components.bank import SampleBank, counts, export_bank, import_bank, stream_key
-from components.errors import BackendError
+from components.errors import BackendError, MissingSampleError
 from flows.build import build
 from flows.cli import CONF_DIR, compose, main
 from tests.chat_server import NOT_FOUND, ChatServer, model_list
@@ -295,3 +295,57 @@ def test_a_model_whose_server_keeps_failing_fails_its_trials_and_the_search_goes
     runs = client.search_runs(client.get_experiment_by_name(out.experiment).experiment_id, "tags.status = 'failed'")
     assert len(runs) == len(failed) and all("overloaded" in r.data.tags["error"] for r in runs)
     assert {r.info.status for r in runs} == {"FAILED"}
+
+
+# -- public per-sample data ---------------------------------------------------------------------------
+def test_public_samples_import_then_replay_scores_them(tmp_path, capsys):
+    import json
+
+    from components.space import Allocation
+    from tests.conftest import data_file
+
+    ov = [
+        "task=gsm8k",
+        f"data.path={data_file('gsm8k', 'test.jsonl')}",
+        "data.train_size=3",
+        "data.test_size=0",
+        f"bank.path={tmp_path / 'bank.sqlite'}",
+    ]
+    ctx = build(compose(["backend=replay", *ov]))
+    recs = []
+    for it in ctx.train:
+        gold = it.answers[0]
+        recs.append({"question_id": it.id, "model": "Llama-3.2-3B", "samples": [f"so {gold}", "Answer: 0", f"Answer: {gold}"],
+                     "correct": [True, False, True], "output_tokens": [5, 3, 4]})  # fmt: skip
+        recs.append(
+            {
+                "question_id": it.id,
+                "model": "Llama-3.1-8B",
+                "samples": ["Answer: -1", "Answer: -1"],
+                "correct": [False, True],
+            }
+        )  # fmt: skip  (one wrong label per question)
+    f = tmp_path / "samples.jsonl"
+    f.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    assert main(["bank", "import-samples", str(f), *ov]) == 0
+    out = capsys.readouterr().out
+    assert "imported 6 records" in out and "15 new samples" in out and "labels: 12 of 15 agree" in out
+    assert "12 token counts estimated" in out  # the 6 samples of 8B and the 6 prompts come without counts
+    assert main(["bank", "import-samples", str(f), *ov]) == 0  # again: nothing new
+    assert "0 new samples (15 already banked" in capsys.readouterr().out
+
+    bank = SampleBank(tmp_path / "bank.sqlite")
+    env = ctx.environment(bank=bank)
+    a = [Allocation.parse({"solve": m}) for m in ("Llama-3.2-3B:1", "Llama-3.2-3B:3", "Llama-3.1-8B:2")]
+    assert [r.score for r in env.evaluate(a)] == [1.0, 1.0, 0.0]  # first sample right; vote 2 of 3; always wrong
+    assert bank.generated == 0
+    with pytest.raises(MissingSampleError, match="model=Llama-3.1-70B stage=solve question="):
+        env.evaluate([Allocation.parse({"solve": "Llama-3.1-70B:1"})])
+    bank.close()
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(recs[0]) + "\n" + json.dumps({**recs[1], "model": "GPT-9"}) + "\n")
+    before = counts(tmp_path / "bank.sqlite")
+    assert main(["bank", "import-samples", str(bad), *ov]) == 2
+    assert f"{bad}:2: model 'GPT-9' is not a candidate of stage 'solve'" in capsys.readouterr().err
+    assert counts(tmp_path / "bank.sqlite") == before  # nothing written
