@@ -160,8 +160,11 @@ def cmd_search(cfg: dict) -> int:
         f"budget: {b.cost.units:.1f} units of {ctx.space.budget}; FLOPs planned {_fmt_flops(b.flops_planned)}, "
         f"spent {_fmt_flops(b.flops_spent)} over {len(ctx.train)} questions (fuser {_fmt_flops(b.fusion_flops_spent)})"
     )
+    failed = sum(r.status != "ok" for r in out.history)
     print(
-        f"trials: {len(out.history)}, tokens generated: {out.generated_tokens:,}, wall {time.perf_counter() - t0:.1f} s"
+        f"trials: {len(out.history)}"
+        + (f" ({failed} failed, see their runs' error tag)" if failed else "")
+        + f", tokens generated: {out.generated_tokens:,}, wall {time.perf_counter() - t0:.1f} s"
     )
     print(f"MLflow: experiment '{out.experiment}', run {out.run_id}")
     print(f"  open with: mlflow ui --backend-store-uri {out.tracking_uri}")
