@@ -204,7 +204,8 @@ def make_real_backend(cfg: dict, stages: list[Stage]):
         kwargs = {k: b[k] for k in ("dtype", "gpu_memory_utilization", "tensor_parallel_size", "enforce_eager")}
         if b.get("max_model_len"):
             kwargs["max_model_len"] = int(b["max_model_len"])
-        return VLLMBackend(paths, str(b.get("context_policy", "error")), world, **kwargs, **(b.get("engine") or {}))
+        policy, preload = str(b.get("context_policy", "error")), bool(b.get("preload", False))
+        return VLLMBackend(paths, policy, world, preload, **kwargs, **(b.get("engine") or {}))
     from components.backends.openai import Endpoint, OpenAIBackend
 
     if b.get("context_policy", "error") != "error":

@@ -66,7 +66,8 @@ def check_loadable(model: str, path: str) -> None:
         cfg = p / "config.json"
         if not cfg.is_file():
             raise BackendError(
-                f"model '{model}': no model at {p} (missing {cfg.name}); fix its path in the model catalog"
+                f"model '{model}': no model at {p} (missing {cfg.name}); "
+                "fix its `path` in the model catalog or backend.model_path_override"
             )
         try:
             json.loads(cfg.read_text())
@@ -90,24 +91,34 @@ class VLLMBackend:
         paths: model name -> weights folder or hub id (after ``model_path_override``).
         context_policy: ``error`` (the trial fails, naming stage, model and lengths) or ``truncate``.
         world: bank salt; set when every model is served from one override path.
+        preload: ``check()`` also loads every engine, so weights that exist but do not load stop the
+            search before any trial (needs the memory for all engines at once).
         **engine_kwargs: passed to ``vllm.LLM`` (``dtype``, ``max_model_len``, ``gpu_memory_utilization``, ...).
     """
 
     name = "vllm"
     simulated = False
 
-    def __init__(self, paths: dict[str, str], context_policy: str = "error", world: str = "", **engine_kwargs):
+    def __init__(
+        self,
+        paths: dict[str, str],
+        context_policy: str = "error",
+        world: str = "",
+        preload: bool = False,
+        **engine_kwargs,
+    ):
         if context_policy not in CONTEXT_POLICIES:
             raise ConfigError(f"backend.context_policy must be one of {list(CONTEXT_POLICIES)}, got '{context_policy}'")
         self.paths = dict(paths)
         self.context_policy = context_policy
         self.world = world
+        self.preload = bool(preload)
         self.engine_kwargs = {"enable_prefix_caching": True, **engine_kwargs}
         self._engines: dict[str, object] = {}
         self.calls = 0  # generate calls sent to engines
 
     def check(self) -> None:
-        """Every model's weights exist and have a readable config (nothing is loaded yet)."""
+        """Every model's weights exist and have a readable config; with ``preload`` every engine is loaded."""
         local = {m: p for m, p in self.paths.items() if _is_local(p)}
         for model, path in local.items():  # cheap, and needs no vllm: first
             check_loadable(model, path)
@@ -120,6 +131,9 @@ class VLLMBackend:
         for model, path in self.paths.items():
             if model not in local:
                 check_loadable(model, path)
+        if self.preload:
+            for model in self.paths:
+                self.engine(model)
 
     def engine(self, model: str):
         """The engine serving ``model``, made on first use."""

@@ -79,15 +79,19 @@ def test_vllm_backend_search_records_then_replay_reproduces(tmp_path, tiny_model
         "backend.enforce_eager=true",
         "backend.gpu_memory_utilization=0.3",
         "backend.max_model_len=16384",
+        "backend.preload=true",
     )
-    ctx = build(cfg)  # checks the weights path; loads nothing
+    t = time.perf_counter()
+    ctx = build(cfg)  # checks the weights path and, with preload, loads the engine before any trial
+    load_s = time.perf_counter() - t
     backend = ctx.backend
     assert backend.world == f"path:{tiny_model_dir}" and not ctx.simulated
+    assert len(backend._engines) == 1
     bank = SampleBank(tmp_path / "bank.sqlite")
     t = time.perf_counter()
     history, env, rounds = _search(ctx, bank)
-    print(f"\n[integration] vllm backend: {len(history)} trials in {rounds} rounds, {time.perf_counter() - t:.1f} s "
-          f"(engine load included), {bank.generated} samples, {bank.generated_tokens} tokens, {backend.calls} generate calls")  # fmt: skip
+    print(f"\n[integration] vllm backend: build with engine load {load_s:.1f} s; {len(history)} trials in {rounds} rounds, "
+          f"{time.perf_counter() - t:.1f} s, {bank.generated} samples, {bank.generated_tokens} tokens, {backend.calls} generate calls")  # fmt: skip
     try:
         assert all(r.status == "ok" for r in history), [r.error for r in history]
         assert bank.generated > 0 and all(r.flops_spent > 0 for r in history)
@@ -152,3 +156,17 @@ def test_openai_backend_against_vllm_server_then_replay(tmp_path, vllm_server):
     nxt = build(_cfg(tmp_path, "backend=openai", f"backend.base_url={vllm_server.url}",
                      f"backend.served_model_override={vllm_server.model}"), with_data=False)  # fmt: skip
     assert nxt.space.cost_model.lengths and all(nd <= 8 for _, nd in nxt.space.cost_model.lengths.values())
+
+
+def test_vllm_weights_that_do_not_load_stop_before_any_trial(tmp_path, vllm_env):
+    import json
+
+    from components.errors import BackendError
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text(json.dumps({"model_type": "no-such-architecture", "architectures": ["Nope"]}))
+    cfg = _cfg(tmp_path, "backend=vllm", f"backend.model_path_override={broken}", "backend.dtype=float32",
+               "backend.enforce_eager=true", "backend.gpu_memory_utilization=0.3", "backend.preload=true")  # fmt: skip
+    with pytest.raises(BackendError, match=f"model 'Qwen2.5-7B': vLLM cannot load {broken}"):
+        build(cfg)
