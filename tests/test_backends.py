@@ -55,18 +55,22 @@ class ToyModels(ChatServer):
     def answer(self, method, path, headers, payload):
         if method == "GET" and path.endswith("/models"):
             return 200, model_list(SERVED)
-        if not path.endswith("/chat/completions"):
+        chat = path.endswith("/chat/completions")
+        if not chat and not path.endswith("/completions"):
             return NOT_FOUND
         with self.lock:
-            self.calls.append(payload)
+            self.calls.append({**payload, "path": path})
             k = len(self.calls)
             err = self.fail(payload, k)
             if err:
                 return err
-            prompt = payload["messages"][-1]["content"]
+            prompt = payload["messages"][-1]["content"] if chat else payload["prompt"]
             n = int(payload.get("n") or 1) if self.honour_n else 1
             texts = [self.sample(prompt) for _ in range(n)]
-        choices = [{"index": i, "finish_reason": "stop", "message": {"role": "assistant", "content": t}} for i, t in enumerate(texts)]  # fmt: skip
+        if chat:
+            choices = [{"index": i, "finish_reason": "stop", "message": {"role": "assistant", "content": t}} for i, t in enumerate(texts)]  # fmt: skip
+        else:
+            choices = [{"index": i, "finish_reason": "stop", "text": t} for i, t in enumerate(texts)]
         completion_tokens = sum(len(t.split()) + 1 for t in texts)
         usage = {"prompt_tokens": len(prompt.split()), "completion_tokens": completion_tokens}
         return 200, {"id": "x", "object": "chat.completion", "created": 0, "model": payload["model"], "choices": choices, "usage": usage}  # fmt: skip
@@ -97,6 +101,23 @@ def test_openai_backend_uses_n_and_counts_tokens(toy):
     assert len(toy.calls) == 1 and toy.calls[0]["n"] == 5  # one call for the five samples
     assert sum(g.output_tokens) == sum(len(t.split()) + 1 for t in g.texts)  # the server's total, split exactly
     assert g.prompt_tokens == len(_req(1).prompt.split())
+
+
+def test_openai_backend_sends_the_stage_formatting(toy):
+    b = _backend(toy)
+    chat = Decoding(temperature=0.3, max_tokens=7, stop=("\n\n",), system="Be brief.", chat_template="{{ messages }}")
+    raw = Decoding(chat=False, stop=("END",))
+    [g1, g2] = b.generate(
+        [Request("Llama-3.2-3B", "Q1", 1, decoding=chat), Request("Llama-3.2-3B", "Q2", 2, decoding=raw)]
+    )
+    assert len(g1.texts) == 1 and len(g2.texts) == 2
+    c1, c2 = sorted(toy.calls, key=lambda c: c["path"])
+    assert c1["path"].endswith("/chat/completions") and c2["path"].endswith("/v1/completions")
+    assert c1["messages"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Q1"}]
+    assert c1["chat_template"] == "{{ messages }}" and c1["stop"] == ["\n\n"]
+    assert c1["temperature"] == 0.3 and c1["max_tokens"] == 7 and c1["model"] == CATALOG["Llama-3.2-3B"]["hf"]
+    assert c2["prompt"] == "Q2" and c2["stop"] == ["END"] and c2["n"] == 2
+    assert chat.key() != Decoding(temperature=0.3, max_tokens=7, stop=("\n\n",)).key() != raw.key()  # other streams
 
 
 def test_openai_backend_falls_back_to_repeated_calls_when_n_is_ignored():

@@ -109,6 +109,12 @@ def test_vllm_backend_search_records_then_replay_reproduces(tmp_path, tiny_model
         [g] = backend.generate([Request("Qwen2.5-7B", prompt, 2, decoding=Decoding(max_tokens=4))])
         assert g.prompt_tokens == len(tok.encode(text, add_special_tokens=False)) and len(g.texts) == 2
         assert all(1 <= n <= 4 for n in g.output_tokens)
+        # a stage that sends raw text, and one with its own chat template
+        [r] = backend.generate([Request("Qwen2.5-7B", prompt, 1, decoding=Decoding(max_tokens=4, chat=False))])
+        assert r.prompt_tokens == len(tok.encode(prompt))
+        tpl = "{% for m in messages %}### {{ m['content'] }}\n{% endfor %}### reply:"
+        [c] = backend.generate([Request("Qwen2.5-7B", prompt, 1, decoding=Decoding(max_tokens=4, chat_template=tpl))])
+        assert c.prompt_tokens == len(tok.encode(f"### {prompt}\n### reply:", add_special_tokens=False))
 
         # a prompt beyond the window: a clear per-stage error, or the middle is dropped
         window = llm.llm_engine.model_config.max_model_len
