@@ -370,3 +370,17 @@ def test_public_samples_import_then_replay_scores_them(tmp_path, capsys):
     assert main(["bank", "import-samples", str(bad), *ov]) == 2
     assert f"{bad}:2: model 'GPT-9' is not a candidate of stage 'solve'" in capsys.readouterr().err
     assert counts(tmp_path / "bank.sqlite") == before  # nothing written
+
+
+def test_failed_trials_are_shown_to_llm_agents_as_failed(compose_cfg):
+    from components.agent.prompts import history_text
+    from components.bank import SampleBank as Bank
+    from components.space import Allocation
+
+    ctx = build(compose_cfg("data.train_size=2"))
+    env = ctx.environment(bank=Bank(None))
+    a = Allocation.parse({"retrieval": "Qwen2.5-7B:1", "qa": "Llama-3.2-3B:1"})
+    ok = env.evaluate([a])[0]
+    failed = env._failed(a, "HTTP 503: overloaded", 0.0)
+    text = history_text(ctx.space, [ok, failed]).splitlines()
+    assert '"score"' in text[0] and text[1].count('"failed": "HTTP 503: overloaded"') == 1 and '"score"' not in text[1]
