@@ -384,3 +384,26 @@ def test_failed_trials_are_shown_to_llm_agents_as_failed(compose_cfg):
     failed = env._failed(a, "HTTP 503: overloaded", 0.0)
     text = history_text(ctx.space, [ok, failed]).splitlines()
     assert '"score"' in text[0] and text[1].count('"failed": "HTTP 503: overloaded"') == 1 and '"score"' not in text[1]
+
+
+def test_a_bank_file_of_the_first_release_opens_and_keeps_its_samples(tmp_path):
+    import sqlite3
+
+    old = tmp_path / "old.sqlite"
+    db = sqlite3.connect(old)
+    db.executescript(
+        "CREATE TABLE streams (key TEXT PRIMARY KEY, model TEXT, stage TEXT, item TEXT, prompt_tokens INTEGER);"
+        "CREATE TABLE samples (key TEXT, idx INTEGER, text TEXT, tokens INTEGER, PRIMARY KEY (key, idx));"
+        "INSERT INTO streams VALUES ('k', 'm', 'qa', 'q1', 12);"
+        "INSERT INTO samples VALUES ('k', 0, 'a', 3), ('k', 1, 'b', 4);"
+    )
+    db.commit()
+    db.close()
+    b = SampleBank(old)
+    b.load(["k"])
+    s = b.get("k")
+    assert (s.texts, s.tokens, s.prompt_tokens, s.world, s.role) == (["a", "b"], [3, 4], 12, "", "sample")
+    b.append("k", "m", "qa", "q1", 12, ["c"], [5], world="", role="sample")
+    b.close()
+    assert counts(old) == {"streams": 1, "samples": 3}
+    assert {r[1] for r in sqlite3.connect(old).execute("PRAGMA table_info(streams)")} >= {"world", "role"}
