@@ -54,6 +54,8 @@ def trial_metrics(r: TrialResult) -> dict[str, float]:
     )
     if r.cost.usd is not None:
         m["cost/usd"] = r.cost.usd
+    if r.status == "ok" and r.flops_planned > 0:  # > 1: the run spent more than the cost model planned
+        m["cost/spent_over_planned"] = r.flops_spent / r.flops_planned
     return m
 
 
@@ -98,7 +100,12 @@ class Archive:
         run = self.client.create_run(
             self.experiment_id,
             run_name=f"trial-{index:03d} {r.allocation}",
-            tags={"mlflow.parentRunId": self.parent_id, "status": r.status, **{k: str(v) for k, v in tags.items()}},
+            tags={
+                "mlflow.parentRunId": self.parent_id,
+                "status": r.status,
+                **({"error": r.error[:5000]} if r.error else {}),
+                **{k: str(v) for k, v in tags.items()},
+            },
         )
         params = [Param("trial", str(index))]
         for st, m, s in r.allocation.choices:

@@ -14,12 +14,21 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from components.errors import AgentTTSError
+
+
+class BankFileError(AgentTTSError):
+    """A bank file to export, import or read is missing or is not a sample bank."""
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS streams (
-    key TEXT PRIMARY KEY, model TEXT, stage TEXT, item TEXT, prompt_tokens INTEGER);
+    key TEXT PRIMARY KEY, model TEXT, stage TEXT, item TEXT, prompt_tokens INTEGER, world TEXT, role TEXT);
 CREATE TABLE IF NOT EXISTS samples (
     key TEXT, idx INTEGER, text TEXT, tokens INTEGER, PRIMARY KEY (key, idx));
 """
+# columns added after the first release; older bank files get them on open (NULL = unknown)
+_LATER_COLUMNS = {"world": "TEXT", "role": "TEXT"}
 
 
 @dataclass
@@ -32,6 +41,8 @@ class Stream:
     prompt_tokens: int
     texts: list[str]
     tokens: list[int]
+    world: str = ""
+    role: str = "sample"  # "sample" (a stage's samples) or "fuse" (an LLM fuser call)
 
 
 def stream_key(model: str, prompt: str, decoding: str, world: str = "") -> str:
@@ -64,8 +75,7 @@ class SampleBank:
         self._db = None
         if self.path and enabled:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, check_same_thread=False)
-            self._db.executescript(_SCHEMA)
+            self._db = connect(self.path)
         self.hits = 0  # samples served from the bank
         self.generated = 0  # samples generated
         self.generated_tokens = 0
@@ -78,10 +88,11 @@ class SampleBank:
         for i in range(0, len(todo), 500):
             chunk = todo[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            for key, model, stage, item, pt in self._db.execute(
-                f"SELECT key, model, stage, item, prompt_tokens FROM streams WHERE key IN ({marks})", chunk
+            for key, model, stage, item, pt, world, role in self._db.execute(
+                f"SELECT key, model, stage, item, prompt_tokens, world, role FROM streams WHERE key IN ({marks})",
+                chunk,
             ):
-                self._streams[key] = Stream(model, stage, item, pt, [], [])
+                self._streams[key] = Stream(model, stage, item, pt, [], [], world or "", role or "sample")
             for key, text, tokens in self._db.execute(
                 f"SELECT key, text, tokens FROM samples WHERE key IN ({marks}) ORDER BY key, idx", chunk
             ):
@@ -101,11 +112,22 @@ class SampleBank:
         s = self.get(key)
         return len(s.texts) if s else 0
 
-    def append(self, key: str, model: str, stage: str, item: str, prompt_tokens: int, texts, tokens) -> Stream:
+    def append(
+        self,
+        key: str,
+        model: str,
+        stage: str,
+        item: str,
+        prompt_tokens: int,
+        texts,
+        tokens,
+        world: str = "",
+        role: str = "sample",
+    ) -> Stream:
         """Append newly generated samples to the stream of ``key``."""
         s = self._streams.get(key)
         if s is None:
-            s = self._streams[key] = Stream(model, stage, item, prompt_tokens, [], [])
+            s = self._streams[key] = Stream(model, stage, item, prompt_tokens, [], [], world, role)
         if self._db is not None:
             self._dirty.setdefault(key, len(s.texts))
         s.texts.extend(texts)
@@ -120,8 +142,12 @@ class SampleBank:
             return
         with self._db:
             self._db.executemany(
-                "INSERT OR IGNORE INTO streams VALUES (?, ?, ?, ?, ?)",
-                [(k, s.model, s.stage, s.item, s.prompt_tokens) for k in self._dirty for s in [self._streams[k]]],
+                "INSERT OR IGNORE INTO streams VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (k, s.model, s.stage, s.item, s.prompt_tokens, s.world, s.role)
+                    for k in self._dirty
+                    for s in [self._streams[k]]
+                ],
             )
             self._db.executemany(
                 "INSERT OR IGNORE INTO samples VALUES (?, ?, ?, ?)",
@@ -138,3 +164,100 @@ class SampleBank:
         if self._db is not None:
             self._db.close()
             self._db = None
+
+    def measured_lengths(self, world: str, stages: dict[str, list[str]]) -> dict[tuple[str, str], tuple[float, float]]:
+        """Mean (prompt tokens, output tokens per sample) per (stage, model) of this world's sampling streams.
+
+        Only pairs of ``stages`` (stage -> model names) with recorded samples appear; fuser calls are left out.
+        """
+        if self._db is None:
+            return {}
+        out = {}
+        for stage, model, np_, nd in self._db.execute(
+            "SELECT s.stage, s.model, AVG(s.prompt_tokens), "
+            "(SELECT AVG(x.tokens) FROM samples x JOIN streams y ON x.key = y.key "
+            " WHERE y.world = s.world AND y.stage = s.stage AND y.model = s.model AND y.role = 'sample') "
+            "FROM streams s WHERE s.world = ? AND s.role = 'sample' GROUP BY s.stage, s.model",
+            (world,),
+        ):
+            if model in stages.get(stage, ()) and nd is not None:
+                out[(stage, model)] = (float(np_), float(nd))
+        return out
+
+
+def connect(path: str | Path) -> sqlite3.Connection:
+    """Open (creating or upgrading) a bank file."""
+    db = sqlite3.connect(path, check_same_thread=False)
+    db.executescript(_SCHEMA)
+    have = {row[1] for row in db.execute("PRAGMA table_info(streams)")}
+    for col, kind in _LATER_COLUMNS.items():
+        if col not in have:
+            db.execute(f"ALTER TABLE streams ADD COLUMN {col} {kind}")
+    db.commit()
+    return db
+
+
+def export_bank(src: str | Path, dest: str | Path) -> dict[str, int]:
+    """Copy the bank at ``src`` into the single file ``dest`` (a consistent snapshot; ``dest`` must not exist)."""
+    src, dest = Path(src), Path(dest)
+    if not src.exists():
+        raise BankFileError(f"no sample bank at {src} (bank.path)")
+    if dest.exists():
+        raise BankFileError(f"{dest} exists; export writes a new file")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with connect(src) as a:
+        b = sqlite3.connect(dest)
+        a.backup(b)
+        b.close()
+    return counts(dest)
+
+
+def import_bank(src: str | Path, dest: str | Path) -> dict[str, int]:
+    """Merge the bank file ``src`` into the bank at ``dest``: new streams and new samples are added.
+
+    Streams are append-only, so a sample index ``dest`` already holds is kept as it is (counted as
+    ``conflicts`` when the text differs: both machines generated that index independently).
+    """
+    src, dest = Path(src), Path(dest)
+    if not src.exists():
+        raise BankFileError(f"no bank file at {src}")
+    try:
+        connect(src).close()  # upgrades an older file's columns; fails on a file that is not a bank
+    except sqlite3.DatabaseError as e:
+        raise BankFileError(f"{src} is not a sample bank file ({e})") from None
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    db = connect(dest)
+    try:
+        with db:
+            db.execute("ATTACH DATABASE ? AS src", (str(src),))
+            before = counts_of(db)
+            conflicts = db.execute(
+                "SELECT COUNT(*) FROM src.samples s JOIN samples d ON s.key = d.key AND s.idx = d.idx "
+                "WHERE s.text != d.text"
+            ).fetchone()[0]
+            db.execute(
+                "INSERT OR IGNORE INTO streams SELECT key, model, stage, item, prompt_tokens, world, role FROM src.streams"
+            )
+            db.execute("INSERT OR IGNORE INTO samples SELECT key, idx, text, tokens FROM src.samples")
+            after = counts_of(db)
+        db.execute("DETACH DATABASE src")
+    finally:
+        db.close()
+    return {
+        "streams_added": after["streams"] - before["streams"],
+        "samples_added": after["samples"] - before["samples"],
+        "conflicts": conflicts,
+    }
+
+
+def counts_of(db: sqlite3.Connection) -> dict[str, int]:
+    return {t: db.execute(f"SELECT COUNT(*) FROM main.{t}").fetchone()[0] for t in ("streams", "samples")}
+
+
+def counts(path: str | Path) -> dict[str, int]:
+    """Number of streams and samples in a bank file."""
+    db = connect(path)
+    try:
+        return counts_of(db)
+    finally:
+        db.close()

@@ -34,5 +34,9 @@ class ScenarioError(ConfigError):
     """A simulator scenario file is missing fields or has out-of-range values."""
 
 
+class BackendError(ConfigError):
+    """A real backend's model cannot be loaded, or its server cannot be reached, at start-up."""
+
+
 class MissingSampleError(AgentTTSError):
     """The replay backend was asked for a sample the sample bank does not hold."""

@@ -114,6 +114,10 @@ class Round:
     # prefix of length i+1 -> per item (sampling flops, fuser flops) of stage i
     spent: dict[Allocation, list[tuple[float, float]]] = field(default_factory=dict)
     shared: bool = True  # trials share streams (the bank); False: each trial generates afresh
+    # stream key -> why its generation failed (after the backend's retries)
+    failed: dict[str, str] = field(default_factory=dict)
+    # prefix of length i+1 -> why stage i could not produce its outputs (its trials are failed)
+    failed_scopes: dict[Allocation, str] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
     generated_tokens: int = 0
 
@@ -175,6 +179,8 @@ class Environment:
         for a in rnd.allocations:
             _, model, s = a.choices[i]
             scope = rnd.scope(a, i)
+            if scope in rnd.failed_scopes:  # an upstream stage failed: nothing to generate
+                continue
             need[(scope, model)] = max(need[(scope, model)], s)
         prompts: dict[tuple[int, str | None], str] = {}
         want: dict[str, tuple[int, str, str, int, str | None]] = {}  # key -> (item, model, prompt, n, upstream)
@@ -218,8 +224,15 @@ class Environment:
                 meta.append((key, j, model))
         if not todo:
             return
+        role = "fuse" if candidates else "sample"
         for (key, j, model), gen in zip(meta, self.backend.generate(todo)):
-            self.bank.append(key, model, stage.name, self.items[j].id, gen.prompt_tokens, gen.texts, gen.output_tokens)
+            if gen.error:
+                rnd.failed[key] = f"{model} on stage '{stage.name}', question {self.items[j].id}: {gen.error}"
+                continue
+            self.bank.append(
+                key, model, stage.name, self.items[j].id, gen.prompt_tokens, gen.texts, gen.output_tokens,
+                world=self.world, role=role,
+            )  # fmt: skip
             rnd.generated_tokens += sum(gen.output_tokens)
 
     def _stream(self, key: str):
@@ -233,6 +246,11 @@ class Environment:
         pending = {}  # (key, S) -> fused text, or the fusion key for llm
         fuse_want, fuse_cands = {}, {}
         scopes = {rnd.scope(a, i + 1): a for a in rnd.allocations}
+        for sc, a in list(scopes.items()):
+            why = self._failure(rnd, a, i)
+            if why:
+                rnd.failed_scopes[sc] = why
+                del scopes[sc]
         for a in scopes.values():
             _, model, s = a.choices[i]
             keys = rnd.streams[(rnd.scope(a, i), model)]
@@ -258,9 +276,15 @@ class Environment:
             self._generate(stage, fuse_want, rnd, stage.fuse_decoding, fuse_cands)
         for sc, a in scopes.items():
             _, model, s = a.choices[i]
+            keys = rnd.streams[(rnd.scope(a, i), model)]
+            fkeys = [pending[(k, s)][1] for k in keys if isinstance(pending[(k, s)], tuple)]
+            why = next((rnd.failed[k] for k in fkeys if k in rnd.failed), "")
+            if why:
+                rnd.failed_scopes[sc] = f"fuser call failed: {why}"
+                continue
             p = params(model).params
             out, spent = [], []
-            for key in rnd.streams[(rnd.scope(a, i), model)]:
+            for key in keys:
                 v = pending[(key, s)]
                 stream = self._stream(key)
                 sample_flops = 2 * p * (stream.prompt_tokens + sum(stream.tokens[:s]))
@@ -273,6 +297,19 @@ class Environment:
                 spent.append((sample_flops, fuse_flops))
             rnd.fused[sc] = out
             rnd.spent[sc] = spent
+
+    def _failure(self, rnd: Round, a: Allocation, i: int) -> str:
+        """Why stage i of ``a`` has no outputs this round ("" when it has them)."""
+        up = rnd.scope(a, i)
+        if up in rnd.failed_scopes:
+            return rnd.failed_scopes[up]
+        _, model, s = a.choices[i]
+        for key in rnd.streams[(up, model)]:
+            if key in rnd.failed:
+                return rnd.failed[key]
+            if self.bank.count(key) < s:  # the backend returned fewer samples than asked for
+                return f"{model} on stage '{self.task.stages[i].name}': {self.bank.count(key)} of {s} samples"
+        return ""
 
     def _item_scores(self, i: int, j: int, text: str) -> tuple[float, ...]:
         """Metrics of stage i's fused output on item j, in the order of ``_metric_names(i)``."""
@@ -323,6 +360,12 @@ class Environment:
 
         results = []
         for a in rnd.allocations:
+            why = next(
+                (rnd.failed_scopes[sc] for k in range(1, last + 1) if (sc := rnd.scope(a, k)) in rnd.failed_scopes), ""
+            )
+            if why:
+                results.append(self._failed(a, why, wall))
+                continue
             metrics: dict[str, float] = {}
             sample_flops = fuse_flops = 0.0
             for i in range(last):
@@ -348,3 +391,9 @@ class Environment:
             )
         self.bank.flush()
         return results
+
+    def _failed(self, a: Allocation, why: str, wall: float) -> TrialResult:
+        """A trial whose generation failed: recorded with the reason, never the best."""
+        cost = self.space.cost_model.cost(a)
+        n = len(self.items)
+        return TrialResult(a, 0.0, {}, cost, cost.flops * n, 0.0, 0.0, 0, wall, status="failed", error=why)

@@ -16,14 +16,14 @@ from components.backends.base import Decoding
 from components.bank import SampleBank
 from components.cost import CostModel
 from components.datasets import load_items, synthetic_items
-from components.errors import ConfigError, DatasetError, UnknownNameError
+from components.errors import BackendError, ConfigError, DatasetError, UnknownNameError
 from components.items import Item
 from components.pipeline import Environment, StageSpec, TaskSpec
 from components.scenario import Scenario, load_scenario
 from components.searchers import SEARCHERS
 from components.space import Allocation, Budget, Model, SearchSpace, Stage
 
-BACKENDS = ("sim",)
+BACKENDS = ("sim", "vllm", "openai", "replay")
 
 
 @dataclass
@@ -37,17 +37,21 @@ class Context:
     train: list[Item]
     test: list[Item]
     simulated: bool
+    backend: object | None = None  # a real backend, made (and checked) once by build()
 
     def environment(self, items: list[Item] | None = None, bank: SampleBank | None = None) -> Environment:
         return Environment(self.task, self.space, make_backend(self), bank or make_bank(self.cfg), items or self.train)
 
 
-def _decoding(d: dict | None, default_t: float) -> Decoding:
-    d = d or {}
+def _decoding(d: dict | None, default_t: float, stage: dict | None = None) -> Decoding:
+    d, stage = d or {}, stage or {}
     return Decoding(
         temperature=float(d.get("temperature", default_t)),
         max_tokens=int(d.get("max_tokens", 512)),
         stop=tuple(d.get("stop") or ()),
+        chat=bool(stage.get("chat", True)),
+        system=str(stage.get("system") or ""),
+        chat_template=str(stage.get("chat_template") or ""),
     )
 
 
@@ -59,8 +63,8 @@ def task_spec(t: dict) -> TaskSpec:
             prompt=s["prompt"],
             parser=s["parser"],
             fusion=s["fusion"],
-            decoding=_decoding(s.get("decoding"), 0.9),
-            fuse_decoding=_decoding(s.get("fuse_decoding"), 0.3),
+            decoding=_decoding(s.get("decoding"), 0.9, s),
+            fuse_decoding=_decoding(s.get("fuse_decoding"), 0.3, s),
         )
         for s in t["stages"]
     )
@@ -163,7 +167,74 @@ def make_backend(ctx: Context):
         from components.backends.sim import SimBackend
 
         return SimBackend(ctx.scenario)
+    if ctx.backend is not None:
+        return ctx.backend
     raise UnknownNameError(f"unknown backend '{name}'; available: {list(BACKENDS)}")
+
+
+def backend_world(b: dict) -> str:
+    """The bank salt of a real backend: "" unless every model is served from one override."""
+    if b["name"] == "vllm" and b.get("model_path_override"):
+        return f"path:{b['model_path_override']}"
+    if b["name"] == "openai" and b.get("served_model_override"):
+        return f"served:{b['served_model_override']}"
+    if b["name"] == "replay":
+        return str(b.get("world") or "")
+    return ""
+
+
+def make_real_backend(cfg: dict, stages: list[Stage]):
+    """The vllm, openai or replay backend for the stages' models (nothing is loaded or contacted yet)."""
+    b, catalog = cfg["backend"], cfg.get("models") or {}
+    models = list(dict.fromkeys(m.name for s in stages for m in s.models))
+    world = backend_world(b)
+    if b["name"] == "replay":
+        from components.backends.replay import ReplayBackend
+
+        return ReplayBackend(world)
+    if b["name"] == "vllm":
+        from components.backends.vllm import VLLMBackend
+
+        override = b.get("model_path_override")
+        paths = {}
+        for m in models:
+            paths[m] = str(override or catalog[m].get("path") or catalog[m].get("hf") or "")
+            if not paths[m]:
+                raise BackendError(f"model '{m}' has no weights: give it `path` or `hf` in the model catalog")
+        kwargs = {k: b[k] for k in ("dtype", "gpu_memory_utilization", "tensor_parallel_size", "enforce_eager")}
+        if b.get("max_model_len"):
+            kwargs["max_model_len"] = int(b["max_model_len"])
+        policy, preload = str(b.get("context_policy", "error")), bool(b.get("preload", False))
+        return VLLMBackend(paths, policy, world, preload, **kwargs, **(b.get("engine") or {}))
+    from components.backends.openai import Endpoint, OpenAIBackend
+
+    if b.get("context_policy", "error") != "error":
+        raise ConfigError("backend 'openai' supports context_policy=error only (the server owns tokenization)")
+    endpoints = {}
+    for m in models:
+        entry = catalog[m]
+        url = entry.get("base_url") or b.get("base_url")
+        if not url:
+            raise ConfigError(f"model '{m}' has no server: set backend.base_url=URL or `base_url` in its catalog entry")
+        served = b.get("served_model_override") or entry.get("served") or entry.get("hf") or m
+        endpoints[m] = Endpoint(str(url).rstrip("/"), str(served))
+    keys = ("api_key_env", "concurrency", "timeout_s", "max_retries", "backoff_s", "n_mode")
+    return OpenAIBackend(endpoints, world=world, **{k: b[k] for k in keys if k in b})
+
+
+def measured_lengths(cfg: dict, stages: list[Stage], world: str) -> dict:
+    """Token lengths per (stage, model) measured in the persistent bank (real backends only)."""
+    bank = cfg.get("bank") or {}
+    path = bank.get("path")
+    if not (cfg.get("cost") or {}).get("measured_lengths", True) or not bank.get("persist", True) or not path:
+        return {}
+    if not Path(path).exists():
+        return {}
+    b = SampleBank(path)
+    try:
+        return b.measured_lengths(world, {s.name: [m.name for m in s.models] for s in stages})
+    finally:
+        b.close()
 
 
 def check_scenario_fits(task: TaskSpec, sc: Scenario) -> None:
@@ -192,16 +263,22 @@ def build(cfg: dict, with_data: bool = True) -> Context:
     if backend not in BACKENDS:
         raise UnknownNameError(f"unknown backend '{backend}'; available: {list(BACKENDS)}")
     task = task_spec(cfg["task"])
-    scenario = None
+    scenario = real = None
+    lengths: dict = {}
     if backend == "sim":
         scenario = load_scenario(dict(cfg["scenario"]), origin=scenario_origin(cfg))
         check_scenario_fits(task, scenario)
         stages = stages_from_scenario(scenario)
     else:
         stages = stages_from_task(cfg["task"], cfg.get("models") or {})
+        real = make_real_backend(cfg, stages)
+        lengths = measured_lengths(cfg, stages, real.world)
     c = cfg.get("cost") or {}
     cost = CostModel(
-        stages, count_fusion=bool(c.get("count_fusion", False)), prefix_sharing=bool(c.get("prefix_sharing", True))
+        stages,
+        count_fusion=bool(c.get("count_fusion", False)),
+        prefix_sharing=bool(c.get("prefix_sharing", True)),
+        lengths=lengths,
     )
     space = SearchSpace(stages, make_budget(cfg, stages, cost, scenario), cost)
     space.check_budget()
@@ -213,7 +290,10 @@ def build(cfg: dict, with_data: bool = True) -> Context:
     if int(cfg.get("trials", 1)) < 1:
         raise ConfigError(f"trials must be >= 1, got {cfg.get('trials')}")
     train, test = load_data(cfg) if with_data else ([], [])
-    return Context(cfg, task, space, scenario, train, test, simulated=backend == "sim")
+    if real is not None and with_data:
+        real.check()  # a model that cannot load or a server that is down stops here, before any trial
+    simulated = backend == "sim" or bool(getattr(real, "simulated", False))
+    return Context(cfg, task, space, scenario, train, test, simulated=simulated, backend=real)
 
 
 def parse_allocation(cfg: dict, space: SearchSpace) -> Allocation:

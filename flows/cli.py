@@ -5,6 +5,8 @@
     agenttts space  [KEY=VALUE ...]          size of the feasible space and its extremes
     agenttts config [KEY=VALUE ...]          print the composed config
     agenttts bench  [scenarios=[..]] [searchers=[..]] [seeds=N] [trials=N]   the search-efficiency benchmark
+    agenttts bank   export|import FILE [KEY=VALUE ...]   copy the sample bank (bank.path) to / merge it from one file
+    agenttts bank   import-samples FILE.jsonl task=... data.path=...   public per-sample data into the bank
 
 Configs are composed with Hydra's compose API (``@hydra.main`` cannot sit under subcommands), so
 nothing changes directory and no ``outputs/`` folder appears. Bad input is reported as one line
@@ -22,7 +24,7 @@ import time
 from pathlib import Path
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-COMMANDS = ("search", "cost", "space", "config", "bench")
+COMMANDS = ("search", "cost", "space", "config", "bench", "bank")
 
 
 def _prefect_env(cfg: dict) -> None:
@@ -158,8 +160,11 @@ def cmd_search(cfg: dict) -> int:
         f"budget: {b.cost.units:.1f} units of {ctx.space.budget}; FLOPs planned {_fmt_flops(b.flops_planned)}, "
         f"spent {_fmt_flops(b.flops_spent)} over {len(ctx.train)} questions (fuser {_fmt_flops(b.fusion_flops_spent)})"
     )
+    failed = sum(r.status != "ok" for r in out.history)
     print(
-        f"trials: {len(out.history)}, tokens generated: {out.generated_tokens:,}, wall {time.perf_counter() - t0:.1f} s"
+        f"trials: {len(out.history)}"
+        + (f" ({failed} failed, see their runs' error tag)" if failed else "")
+        + f", tokens generated: {out.generated_tokens:,}, wall {time.perf_counter() - t0:.1f} s"
     )
     print(f"MLflow: experiment '{out.experiment}', run {out.run_id}")
     print(f"  open with: mlflow ui --backend-store-uri {out.tracking_uri}")
@@ -175,6 +180,57 @@ def cmd_bench(cfg: dict) -> int:
 
     out = run_bench(cfg, progress=lambda m: print(m, flush=True))
     print((out / "summary.md").read_text())
+    return 0
+
+
+def cmd_bank(cfg: dict, action: str, file: str) -> int:
+    """``bank export FILE``: the bank at bank.path as one file; ``bank import FILE``: merge one into it."""
+    from components.bank import export_bank, import_bank
+
+    bank = Path(cfg["bank"]["path"])
+    if action == "import-samples":
+        return cmd_import_samples(cfg, file)
+    if action == "export":
+        n = export_bank(bank, file)
+        print(f"exported {n['streams']:,} streams, {n['samples']:,} samples from {bank} to {file}")
+    else:
+        n = import_bank(file, bank)
+        print(
+            f"imported into {bank}: {n['streams_added']:,} new streams, {n['samples_added']:,} new samples"
+            + (f"; {n['conflicts']:,} samples already held with other text were kept" if n["conflicts"] else "")
+        )
+    return 0
+
+
+def cmd_import_samples(cfg: dict, file: str) -> int:
+    """Public per-sample JSONL (components/sample_import.py) into the bank, for ``backend=replay``."""
+    from components.backends.replay import ReplayBackend
+    from components.datasets import load_items, synthetic_items
+    from components.pipeline import Environment
+    from components.sample_import import import_samples
+    from flows.build import build, load_data, make_bank
+
+    ctx = build(cfg, with_data=False)
+    d, fmt = cfg["data"], cfg["task"]["data"]["format"]
+    if fmt == "synthetic" and not d.get("path"):
+        items = synthetic_items(int(d["train_size"]) + int(d["test_size"]), seed=int(d.get("seed", 0)))
+    else:
+        load_data(cfg)  # the file exists and parses (one clear message otherwise)
+        items = load_items(fmt, Path(d["path"]).expanduser())
+    world = str(cfg["backend"].get("world") or "")
+    bank = make_bank(cfg)
+    try:
+        r = import_samples(file, Environment(ctx.task, ctx.space, ReplayBackend(world), bank, items), ctx.task.metric)
+    finally:
+        bank.close()
+    print(
+        f"imported {r.records:,} records into {cfg['bank']['path']}: {r.samples_added:,} new samples "
+        f"({r.samples_already_banked:,} already banked, {r.estimated_token_counts:,} token counts estimated)"
+    )
+    if r.labels_checked:
+        print(
+            f"labels: {r.labels_checked - r.labels_disagreeing:,} of {r.labels_checked:,} agree with the task's metric"
+        )
     return 0
 
 
@@ -195,7 +251,22 @@ def main(argv: list[str] | None = None) -> int:
             "-m", "--multirun", action="store_true", help="expand comma-separated overrides into several jobs"
         )
         p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. task=2wiki budget.units=900")
+    b = sub.add_parser("bank", help="export the sample bank to one file, or import (merge) one")
+    b.add_argument("action", choices=["export", "import", "import-samples"])
+    b.add_argument("file", help="the bank file to write (export) or read (import)")
+    b.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. bank.path=.agenttts/bank.sqlite")
     args = parser.parse_args(argv)
+    if args.command == "bank":
+        try:
+            pre = ["backend=replay"] if args.action == "import-samples" else []  # stages from the task + catalog
+            return cmd_bank(compose(pre + args.overrides), args.action, args.file)
+        except Exception as exc:
+            from components.errors import AgentTTSError
+
+            if os.environ.get("AGENTTTS_TRACEBACK") or not isinstance(exc, AgentTTSError):
+                raise
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     jobs = expand_sweeps(args.overrides) if args.multirun else [args.overrides]
     run = {"search": cmd_search, "cost": cmd_cost, "space": cmd_space, "config": None, "bench": cmd_bench}[args.command]
     try:

@@ -11,6 +11,7 @@ from prefect import flow
 from prefect.utilities.annotations import quote
 
 from components.archive import Archive, run_url_hint
+from components.errors import BackendError
 from components.pipeline import TrialResult, best_so_far, best_trial
 from components.plots import best_so_far_png, score_vs_cost_png
 from flows.build import Context, build, make_searcher
@@ -140,10 +141,19 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
                     archive.log_trial(r, len(history), tags)
             searcher.observe(results)
             best = best_trial(history)
+            for r in results:
+                if r.status != "ok":
+                    progress(f"round {rnd_no}: trial {r.allocation} FAILED: {r.error}")
+            if best is None:
+                progress(f"round {rnd_no}: {len(history)}/{target} trials, none succeeded yet")
+                continue
+            gap = f", spent/planned FLOPs {best.flops_spent / best.flops_planned:.2f}" if not ctx.simulated else ""
             progress(
                 f"round {rnd_no}: {len(history)}/{target} trials, best score {best.score:.3f} "
-                f"({best.allocation}, {best.cost.units:.0f} units)"
+                f"({best.allocation}, {best.cost.units:.0f} units{gap})"
             )
+        if history and best_trial(history) is None:
+            raise BackendError(f"every trial failed; the first: {history[0].error}")
     except Exception as exc:
         archive.fail(f"{type(exc).__name__}: {exc}")
         raise
@@ -172,6 +182,7 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
         "rejected_duplicate": rejected["duplicate"],
         "rejected_infeasible": rejected["infeasible"],
         "wall_s": outcome.wall_s,
+        "trials_failed": sum(r.status != "ok" for r in history),
     }
     for k, v in best.metrics.items():
         summary[f"best/{k}"] = v

@@ -103,6 +103,8 @@ def history_text(space: SearchSpace, history: list[TrialResult]) -> str:
     lines = []
     for r in history:
         scores = {k: round(v, 4) for k, v in {"score": r.score, **r.metrics}.items()}
+        if r.status != "ok":  # generation failed (e.g. a server error): not a measure of the allocation
+            scores = {"failed": r.error[:200]}
         used = r.cost.measure(space.budget.kind)
         lines.append(
             f"Parameters: {json.dumps(r.allocation.to_dict())}, Score: {json.dumps(scores)}, "

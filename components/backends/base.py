@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -10,14 +11,38 @@ from components.items import Item
 
 @dataclass(frozen=True)
 class Decoding:
-    """Decoding parameters other than n (they are part of the sample-bank key)."""
+    """Decoding parameters other than n, and how the prompt is sent (all part of the sample-bank key).
+
+    ``chat``: the prompt is one user turn through the model's chat template (``chat_template``, a Jinja
+    string, replaces the model's own; ``system`` adds a system turn); ``chat=False`` sends it as raw text.
+
+    >>> Decoding().key()
+    't=0.9;max=512;stop='
+    >>> Decoding(chat=False).key()
+    't=0.9;max=512;stop=;raw'
+    """
 
     temperature: float = 0.9
     max_tokens: int = 512
     stop: tuple[str, ...] = ()
+    chat: bool = True
+    system: str = ""
+    chat_template: str = ""
 
     def key(self) -> str:
-        return f"t={self.temperature:g};max={self.max_tokens};stop={'|'.join(self.stop)}"
+        k = f"t={self.temperature:g};max={self.max_tokens};stop={'|'.join(self.stop)}"
+        # only non-default formatting is appended, so keys of earlier banks stay valid
+        if not self.chat:
+            k += ";raw"
+        for tag, text in (("sys", self.system), ("tpl", self.chat_template)):
+            if text:
+                k += f";{tag}={hashlib.blake2b(text.encode(), digest_size=8).hexdigest()}"
+        return k
+
+    def messages(self, prompt: str) -> list[dict]:
+        """The chat turns of ``prompt``."""
+        turns = [{"role": "system", "content": self.system}] if self.system else []
+        return turns + [{"role": "user", "content": prompt}]
 
 
 @dataclass(frozen=True)
@@ -56,15 +81,20 @@ class Request:
 
 @dataclass(frozen=True)
 class Generation:
-    """What a backend returns for one request: ``n`` texts and their token counts."""
+    """What a backend returns for one request: ``n`` texts and their token counts.
+
+    ``error`` set (and no texts): the request failed after the backend's retries; the trials that
+    need it are recorded as failed with this reason and the search goes on.
+    """
 
     texts: tuple[str, ...]
     prompt_tokens: int
     output_tokens: tuple[int, ...]
+    error: str = ""
 
 
 class Backend(Protocol):
-    """Generates samples. Implementations: sim (embedded default), later vllm, openai, replay."""
+    """Generates samples. Implementations: sim (embedded default), vllm, openai, replay."""
 
     name: str
     simulated: bool
