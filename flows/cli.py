@@ -5,6 +5,9 @@
     agenttts space  [KEY=VALUE ...]          size of the feasible space and its extremes
     agenttts config [KEY=VALUE ...]          print the composed config
     agenttts bench  [scenarios=[..]] [searchers=[..]] [seeds=N] [trials=N]   the search-efficiency benchmark
+    agenttts evaluate allocation=best|run=<id>|allocation.STAGE=MODEL:S [split=test]   score on held-out data
+    agenttts report run=<id>|run=last        a search's summary in the terminal
+    agenttts run allocation=best data.path=FILE [predictions=out.jsonl]   predictions with their cost
 
 Configs are composed with Hydra's compose API (``@hydra.main`` cannot sit under subcommands), so
 nothing changes directory and no ``outputs/`` folder appears. Bad input is reported as one line
@@ -22,7 +25,7 @@ import time
 from pathlib import Path
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-COMMANDS = ("search", "cost", "space", "config", "bench")
+COMMANDS = ("search", "cost", "space", "config", "bench", "evaluate", "report", "run")
 
 
 def _prefect_env(cfg: dict) -> None:
@@ -40,7 +43,16 @@ def _prefect_env(cfg: dict) -> None:
 
 def _rewrite(overrides: list[str]) -> list[str]:
     # allocation.STAGE=... adds keys to an empty mapping; Hydra wants a '+' for that
-    return [f"+{o}" if o.startswith("allocation.") else o for o in overrides]
+    out = [f"+{o}" if o.startswith("allocation.") else o for o in overrides]
+    return [_quote_run_id(o) for o in out]
+
+
+def _quote_run_id(o: str) -> str:
+    # a run id is text: unquoted, Hydra reads an all-digit or 1e5-like id as a number
+    key, _, value = o.partition("=")
+    if key == "run" and value and value[0] not in "'\"" and "," not in value:
+        return f"{key}='{value}'"
+    return o
 
 
 def compose(overrides: list[str]) -> dict:
@@ -178,6 +190,63 @@ def cmd_bench(cfg: dict) -> int:
     return 0
 
 
+def cmd_evaluate(cfg: dict) -> int:
+    from flows.prepare import prepare_evaluate
+
+    plan = prepare_evaluate(cfg)  # allocation, search and split checked before Prefect is imported
+    sim = " (SIMULATED: backend=sim, outputs come from the scenario, not from models)" if plan.ctx.simulated else ""
+    print(
+        f"evaluate: task={plan.ctx.task.name} allocation {plan.allocation} ({plan.source}) "
+        f"on split={plan.split}, {len(plan.items)} questions{sim}",
+        flush=True,
+    )
+    _prefect_env(cfg)
+    from flows.evaluate import evaluate_flow
+
+    out = evaluate_flow(cfg)
+    r, metric = out.result, plan.ctx.task.metric
+    print(f"{plan.split} score ({metric}): {r.score:.4f}   " + "  ".join(f"{k}={v:.3f}" for k, v in r.metrics.items()))
+    if plan.search and plan.search.best_score is not None:
+        print(f"search train score: {plan.search.best_score:.4f} (search {plan.search.run_id})")
+    usd = "" if r.cost.usd is None else f", ${r.cost.usd:.6f} per question planned"
+    print(
+        f"cost: {r.cost.units:.1f} units per question planned{usd}; FLOPs planned {_fmt_flops(r.flops_planned)}, "
+        f"spent {_fmt_flops(r.flops_spent)} over {len(plan.items)} questions; tokens generated {out.generated_tokens:,}"
+    )
+    if not plan.ctx.space.is_feasible(plan.allocation):
+        print(f"note: this allocation exceeds the configured budget {plan.ctx.space.budget}")
+    print(f"MLflow: experiment '{out.experiment}', run {out.run_id} (kind=evaluate)")
+    return 0
+
+
+def cmd_run(cfg: dict) -> int:
+    from flows.prepare import prepare_run
+
+    plan = prepare_run(cfg)
+    sim = " (SIMULATED: backend=sim, outputs come from the scenario, not from models)" if plan.ctx.simulated else ""
+    print(f"run: allocation {plan.allocation} ({plan.source}) on {len(plan.items)} inputs{sim}", flush=True)
+    _prefect_env(cfg)
+    from flows.evaluate import run_flow
+
+    out = run_flow(cfg)
+    r, n = out.result, len(out.rows)
+    side = Path(cfg["predictions"]).with_name(Path(cfg["predictions"]).stem + ".summary.json")
+    print(f"predictions: {cfg['predictions']} ({n} lines), summary: {side}")
+    print(
+        f"cost: {_fmt_flops(r.flops_spent)} FLOPs in all, {_fmt_flops(r.flops_spent / n)} per input; "
+        f"{r.cost.units:.1f} units per input planned; tokens generated {out.generated_tokens:,}"
+    )
+    print(f"mean {plan.ctx.task.metric} against the inputs' gold answers: {r.score:.4f}")
+    return 0
+
+
+def cmd_report(cfg: dict) -> int:
+    from flows.report import report_text
+
+    print(report_text(cfg))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="agenttts", description="Compute-optimal test-time scaling for multi-stage LLM pipelines."
@@ -189,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
         ("space", "describe the search space"),
         ("config", "print the composed config"),
         ("bench", "benchmark searchers on simulated scenarios"),
+        ("evaluate", "score an allocation on the held-out test split (logged to MLflow)"),
+        ("report", "print a search's summary"),
+        ("run", "run the pipeline with an allocation on new inputs; write predictions and cost"),
     ]:
         p = sub.add_parser(name, help=text)
         p.add_argument(
@@ -196,8 +268,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. task=2wiki budget.units=900")
     args = parser.parse_args(argv)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # reading artifacts back is not a download
     jobs = expand_sweeps(args.overrides) if args.multirun else [args.overrides]
-    run = {"search": cmd_search, "cost": cmd_cost, "space": cmd_space, "config": None, "bench": cmd_bench}[args.command]
+    run = {"search": cmd_search, "cost": cmd_cost, "space": cmd_space, "config": None, "bench": cmd_bench}
+    run.update(evaluate=cmd_evaluate, report=cmd_report, run=cmd_run)
+    run = run[args.command]
     try:
         for n, overrides in enumerate(jobs):
             if len(jobs) > 1:
