@@ -146,11 +146,56 @@ def cmd_space(cfg: dict) -> int:
     return 0
 
 
+def cmd_dry_run(cfg: dict, ctx) -> int:
+    """``search dry_run=true``: the projected worst-case inference cost; nothing runs."""
+    import math
+
+    from components.spend import project, spend_limits
+
+    s = cfg["searcher"]
+    grid = s["name"] == "grid"
+    trials = int(cfg["trials"])
+    llm = s["name"] in ("llm_zs", "mlcopilot", "agenthpo") or (
+        s["name"] == "agenttts" and cfg["reasoner"]["name"] != "rules"
+    )
+    reasoner_calls = 2 * math.ceil(trials / int(s.get("batch_size") or 4)) if llm else 0
+    p = project(ctx.space, trials, len(ctx.train), grid, reasoner_calls)
+    sim = " (SIMULATED backend: prices the models the scenario declares)" if ctx.simulated else ""
+    print(
+        f"dry run: nothing was run (no MLflow run, no Prefect, no sample generated). task={ctx.task.name} "
+        f"searcher={s['name']} budget={ctx.space.budget} space={ctx.space.size} allocations, "
+        f"{len(ctx.train)} train questions{sim}"
+    )
+    what = (
+        "every feasible allocation once" if grid else f"{p.trials} trials, each the most expensive feasible allocation"
+    )
+    print(f"projected worst case: {what}, no sample reused from the bank, every LLM fuser call made:")
+    print(f"  backend requests: {p.calls:,.0f} (per question, stage and trial, fuser calls included)")
+    print(f"  tokens: {p.prompt_tokens:,.0f} prompt + {p.output_tokens:,.0f} generated")
+    print(f"  FLOPs: {_fmt_flops(p.flops)}  (worst trial {_fmt_flops(p.per_trial_flops)})")
+    if p.usd is None:
+        unpriced = sorted({m.name for st in ctx.space.stages for m in st.models if m.price_per_mtok is None})
+        print(f"  dollars: unknown (no price for {', '.join(unpriced)})")
+    else:
+        print(f"  dollars: ${p.usd:,.4f}")
+    if reasoner_calls:
+        print(f"  reasoner: up to {reasoner_calls} LLM calls ({cfg['reasoner']['name']}; not priced)")
+    else:
+        print("  reasoner: no LLM calls")
+    max_flops, max_usd = spend_limits(cfg, ctx.space)
+    for name, cap in (("max_flops", max_flops), ("max_usd", max_usd)):
+        if cap is not None:
+            print(f"  search.{name}={cap:g} stops the search after the round in which its own spending reaches it")
+    return 0
+
+
 def cmd_search(cfg: dict) -> int:
     from flows.build import build
 
     t0 = time.perf_counter()
     ctx = build(cfg)  # validates everything before Prefect is imported
+    if cfg.get("dry_run"):
+        return cmd_dry_run(cfg, ctx)
     sim = " (SIMULATED: backend=sim, outputs come from the scenario, not from models)" if ctx.simulated else ""
     print(
         f"search: task={ctx.task.name} searcher={cfg['searcher']['name']} budget={ctx.space.budget} "
@@ -173,6 +218,8 @@ def cmd_search(cfg: dict) -> int:
     print(
         f"trials: {len(out.history)}, tokens generated: {out.generated_tokens:,}, wall {time.perf_counter() - t0:.1f} s"
     )
+    if out.stop in ("max_flops", "max_usd"):
+        print(f"stopped early (stop={out.stop}): {out.stop_reason}; the best so far is kept")
     print(f"MLflow: experiment '{out.experiment}', run {out.run_id}")
     print(f"  open with: mlflow ui --backend-store-uri {out.tracking_uri}")
     return 0

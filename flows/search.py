@@ -13,6 +13,7 @@ from prefect.utilities.annotations import quote
 from components.archive import Archive, run_url_hint
 from components.pipeline import TrialResult, best_so_far, best_trial
 from components.plots import best_so_far_png, score_vs_cost_png
+from components.spend import spend_limits
 from flows.build import Context, build, make_searcher
 from tasks.round import fuse, generate_samples, propose, score
 
@@ -29,6 +30,8 @@ class SearchOutcome:
     generated_tokens: int
     rejected: dict = field(default_factory=dict)
     wall_s: float = 0.0
+    stop: str = "trials"  # why the search ended: trials | max_flops | max_usd | exhausted
+    stop_reason: str = ""
 
     @property
     def best_so_far(self) -> list[float]:
@@ -76,9 +79,13 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
     trace: list[dict] = []
     rejected = {"duplicate": 0, "infeasible": 0}
     seen = set()
+    max_flops, max_usd = spend_limits(cfg, space)
+    spend = {"flops": 0.0, "usd": 0.0, "tokens": 0}
+    unpriced = False
+    stop, stop_reason = "trials", ""
     try:
         rnd_no = 0
-        while len(history) < target:
+        while len(history) < target and stop == "trials":
             rnd_no += 1
             k = min(batch, target - len(history))
             proposals = propose(quote(searcher), quote(space), quote(history), k)
@@ -98,6 +105,7 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
                 searcher.artifacts.clear()
             if not allocs:
                 progress(f"round {rnd_no}: the searcher proposed nothing new; stopping at {len(history)} trials")
+                stop, stop_reason = "exhausted", f"the searcher proposed nothing new after {len(history)} trials"
                 break
             rnd = env.start(allocs)
             for i, stage in enumerate(ctx.task.stages):
@@ -144,6 +152,18 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
                 f"round {rnd_no}: {len(history)}/{target} trials, best score {best.score:.3f} "
                 f"({best.allocation}, {best.cost.units:.0f} units)"
             )
+            spend["flops"] += rnd.generated_flops
+            spend["usd"] += rnd.generated_usd
+            spend["tokens"] += rnd.generated_tokens
+            unpriced = unpriced or rnd.unpriced
+            if max_flops is not None and spend["flops"] >= max_flops:
+                stop = "max_flops"
+                stop_reason = f"spent {spend['flops']:.4g} FLOPs >= search.max_flops={max_flops:.4g}"
+            elif max_usd is not None and spend["usd"] >= max_usd:
+                stop = "max_usd"
+                stop_reason = f"spent ${spend['usd']:.4g} >= search.max_usd={max_usd:.4g}"
+            if stop_reason and stop != "trials":
+                progress(f"stopping after {len(history)} trials (round {rnd_no}): {stop_reason}; best so far kept")
     except Exception as exc:
         archive.fail(f"{type(exc).__name__}: {exc}")
         raise
@@ -172,7 +192,11 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
         "rejected_duplicate": rejected["duplicate"],
         "rejected_infeasible": rejected["infeasible"],
         "wall_s": outcome.wall_s,
+        "spend/flops": spend["flops"],
+        "spend/tokens": spend["tokens"],
     }
+    if not unpriced:
+        summary["spend/usd"] = spend["usd"]
     for k, v in best.metrics.items():
         summary[f"best/{k}"] = v
     for k, v in getattr(searcher, "counts", {}).items():
@@ -193,7 +217,11 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
         ),
         "best_allocation.yaml",
     )
-    archive.finish(summary, {"status": "finished", "best_allocation": str(best.allocation)})
+    end_tags = {"status": "finished", "best_allocation": str(best.allocation), "stop": stop}
+    if stop_reason:
+        end_tags["stop_reason"] = stop_reason
+    archive.finish(summary, end_tags)
+    outcome.stop, outcome.stop_reason = stop, stop_reason
     env.bank.close()
     return outcome
 
