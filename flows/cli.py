@@ -22,6 +22,7 @@ import logging
 import os
 import sys
 import time
+import uuid
 from pathlib import Path
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -294,6 +295,26 @@ def cmd_report(cfg: dict) -> int:
     return 0
 
 
+def _finish_sweep(cfgs: list[dict], jobs: list[list[str]]) -> None:
+    from flows.sweep import finish_sweep
+
+    keys = [o.lstrip("+").split("=", 1)[0] for o in jobs[0]]
+    swept = [k for i, k in enumerate(keys) if len({j[i] for j in jobs}) > 1]
+    out = finish_sweep(cfgs, cfgs[0]["sweep_id"], swept, cfgs[0].get("sweep_out") or "sweep-out")
+    if out is None:
+        print("sweep: searches of different tasks; no combined frontier")
+        return
+    print(f"sweep {cfgs[0]['sweep_id']}: combined Pareto frontier in {out}/frontier.png (table: {out}/sweep.csv)")
+    import csv
+
+    with open(out / "sweep.csv") as fh:
+        for row in csv.DictReader(fh):
+            print(
+                f"  {row['label']:<24} best {float(row['best_score']):.3f} {row['best_allocation']}  "
+                f"tokens generated {float(row['tokens_generated']):,.0f}  on the combined front: {row['on_combined_front']}"
+            )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="agenttts", description="Compute-optimal test-time scaling for multi-stage LLM pipelines."
@@ -320,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     run = {"search": cmd_search, "cost": cmd_cost, "space": cmd_space, "config": None, "bench": cmd_bench}
     run.update(evaluate=cmd_evaluate, report=cmd_report, run=cmd_run)
     run = run[args.command]
+    sweep_id = uuid.uuid4().hex[:12] if args.command == "search" and len(jobs) > 1 else None
+    cfgs = []
     try:
         for n, overrides in enumerate(jobs):
             if len(jobs) > 1:
@@ -327,12 +350,17 @@ def main(argv: list[str] | None = None) -> int:
             cfg = compose(overrides)
             cfg["cli_overrides"] = list(overrides)
             cfg["command_line"] = " ".join(["agenttts", args.command, *overrides])
+            if sweep_id and not cfg.get("dry_run"):
+                cfg.update(sweep_id=sweep_id, sweep_index=n)
+                cfgs.append(cfg)
             if run is None:
                 import yaml
 
                 print(yaml.safe_dump(cfg, sort_keys=False))
             else:
                 run(cfg)
+        if cfgs:
+            _finish_sweep(cfgs, jobs)
     except Exception as exc:
         if os.environ.get("AGENTTTS_TRACEBACK"):
             raise

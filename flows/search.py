@@ -12,7 +12,7 @@ from prefect.utilities.annotations import quote
 
 from components.archive import Archive, run_url_hint
 from components.pipeline import TrialResult, best_so_far, best_trial
-from components.plots import best_so_far_png, score_vs_cost_png
+from components.plots import best_so_far_png, score_vs_cost_png, score_vs_flops_png
 from components.spend import spend_limits
 from flows.build import Context, build, make_searcher
 from tasks.round import fuse, generate_samples, propose, score
@@ -49,7 +49,9 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
     experiment = cfg["mlflow"].get("experiment") or f"agenttts-{ctx.task.name}"
     archive = Archive(cfg["mlflow"]["tracking_uri"], experiment)
     sim = "simulated" if ctx.simulated else "real"
-    run_name = f"{searcher.name} {ctx.task.name} {space.budget} {target} trials seed={cfg.get('seed', 0)} ({sim})"
+    run_name = (
+        f"search {searcher.name} {ctx.task.name} {space.budget} {target} trials seed={cfg.get('seed', 0)} ({sim})"
+    )
     tags = {
         "searcher": searcher.name,
         "task": ctx.task.name,
@@ -60,6 +62,8 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
     }
     if ctx.scenario is not None:
         tags.update(scenario=ctx.scenario.name, scenario_version=ctx.scenario.version, world_seed=ctx.scenario.seed)
+    if cfg.get("sweep_id"):  # one search of `agenttts search -m ...`
+        tags.update(sweep_id=cfg["sweep_id"], sweep_index=cfg.get("sweep_index", 0))
     params = {
         "task": ctx.task.name,
         "searcher": searcher.name,
@@ -179,6 +183,7 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
     archive.log_bytes(best_so_far_png(history, label), "plots/best_so_far.png")
     units = space.budget.value if space.budget.kind == "units" else None
     archive.log_bytes(score_vs_cost_png(history, label, units), "plots/score_vs_cost.png")
+    archive.log_bytes(score_vs_flops_png(history, label), "plots/score_vs_flops.png")
     for path, text in getattr(searcher, "artifacts", []):
         archive.log_text(text, path)
     summary = {

@@ -113,3 +113,54 @@ def test_spend_limit_stops_the_search_cleanly(tmp_path, monkeypatch, capsys, cap
     assert len(children) == m["trials"]
     assert m["best_score"] == max(c.data.metrics["score"] for c in children)  # best so far kept
     assert m["spend/tokens"] == m["tokens_generated"]  # fresh bank: all its tokens are this search's own
+
+
+def dominated(p, q):
+    """q dominates p: no more FLOPs and a higher score, or fewer FLOPs and no lower score."""
+    return (q[0] <= p[0] and q[1] > p[1]) or (q[0] < p[0] and q[1] >= p[1])
+
+
+def test_pareto_front_holds_exactly_the_non_dominated_trials(tiny_dir):
+    from components.bank import SampleBank
+    from components.plots import flops_per_question, pareto_front, pareto_points, score_vs_flops_png
+
+    ctx = build(compose(tiny(tiny_dir)))
+    history = ctx.environment(bank=SampleBank(None)).evaluate(ctx.space.enumerate()[::7])
+    pts = [(flops_per_question(r), r.score) for r in history]
+    front = {(flops_per_question(r), r.score) for r in pareto_front(history, flops_per_question)}
+    assert front == {p for p in pts if not any(dominated(p, q) for q in pts)}
+    assert set(zip(*pareto_points([p[0] for p in pts], [p[1] for p in pts]))) == front
+    assert score_vs_flops_png(history, "t")[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
+def test_budget_sweep_gives_one_search_per_budget_and_a_combined_frontier(tmp_path, monkeypatch, capsys):
+    import csv
+    import io
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["search", "-m", "budget.units=500,2000", "searcher=random", "trials=6", "data.train_size=10"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "combined Pareto frontier in sweep-out/" in out
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("agenttts-synthetic").experiment_id
+    searches = client.search_runs([exp], "tags.kind = 'search'", order_by=["attributes.start_time ASC"])
+    (sweep,) = client.search_runs([exp], "tags.kind = 'sweep'")
+    assert [s.data.params["budget.value"] for s in searches] == ["500.0", "2000.0"]
+    assert {s.data.tags["sweep_id"] for s in searches} == {sweep.data.tags["sweep_id"]}
+    assert sweep.data.params["searches"].split() == [s.info.run_id for s in searches]
+    folder = tmp_path / "sweep-out" / sweep.data.tags["sweep_id"]
+    assert (folder / "frontier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = list(csv.DictReader(open(folder / "sweep.csv")))
+    assert [r["label"] for r in rows] == ["budget.units=500", "budget.units=2000"]
+    # every trial of both searches, from their own trials.csv: the front is exactly the non-dominated ones
+    pts = []
+    for s in searches:
+        text = open(client.download_artifacts(s.info.run_id, "trials.csv", str(tmp_path))).read()
+        pts += [(float(r["cost/flops_spent"]) / 10, float(r["score"])) for r in csv.DictReader(io.StringIO(text))]
+    front = {(float(r["flops_per_question"]), float(r["score"])) for r in csv.DictReader(open(folder / "frontier.csv"))}
+    assert front == {p for p in pts if not any(dominated(p, q) for q in pts)}
+    arts = {a.path for a in client.list_artifacts(sweep.info.run_id)}
+    assert {"sweep.csv", "frontier.csv", "plots"} <= arts and sweep.data.metrics["searches"] == 2
