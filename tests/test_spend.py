@@ -113,6 +113,9 @@ def test_spend_limit_stops_the_search_cleanly(tmp_path, monkeypatch, capsys, cap
     assert len(children) == m["trials"]
     assert m["best_score"] == max(c.data.metrics["score"] for c in children)  # best so far kept
     assert m["spend/tokens"] == m["tokens_generated"]  # fresh bank: all its tokens are this search's own
+    assert main(["report", "run=last"]) == 0
+    report = capsys.readouterr().out
+    assert f"stop={cap}" in report and "stopped early: spent" in report
 
 
 def dominated(p, q):
