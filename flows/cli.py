@@ -159,7 +159,7 @@ def cmd_dry_run(cfg: dict, ctx) -> int:
     llm = s["name"] in ("llm_zs", "mlcopilot", "agenthpo") or (
         s["name"] == "agenttts" and cfg["reasoner"]["name"] != "rules"
     )
-    reasoner_calls = 2 * math.ceil(trials / int(s.get("batch_size") or 4)) if llm else 0
+    reasoner_calls = 2 * math.ceil(trials / int(s.get("batch_size") or 10)) if llm else 0
     p = project(ctx.space, trials, len(ctx.train), grid, reasoner_calls)
     sim = " (SIMULATED backend: prices the models the scenario declares)" if ctx.simulated else ""
     print(
@@ -187,6 +187,12 @@ def cmd_dry_run(cfg: dict, ctx) -> int:
     for name, cap in (("max_flops", max_flops), ("max_usd", max_usd)):
         if cap is not None:
             print(f"  search.{name}={cap:g} stops the search after the round in which its own spending reaches it")
+    if max_flops is not None:
+        batch = int(s.get("batch_size") or 10)
+        bound = min(p.flops, max_flops + batch * p.per_trial_flops)  # the last round may overshoot
+        print(
+            f"  with search.max_flops: at most {_fmt_flops(bound)} FLOPs (the limit plus one round of {batch} worst trials)"
+        )
     return 0
 
 

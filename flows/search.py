@@ -166,7 +166,7 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
             elif max_usd is not None and spend["usd"] >= max_usd:
                 stop = "max_usd"
                 stop_reason = f"spent ${spend['usd']:.4g} >= search.max_usd={max_usd:.4g}"
-            if stop_reason and stop != "trials":
+            if stop != "trials":
                 progress(f"stopping after {len(history)} trials (round {rnd_no}): {stop_reason}; best so far kept")
     except Exception as exc:
         archive.fail(f"{type(exc).__name__}: {exc}")

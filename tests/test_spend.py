@@ -167,3 +167,12 @@ def test_budget_sweep_gives_one_search_per_budget_and_a_combined_frontier(tmp_pa
     assert front == {p for p in pts if not any(dominated(p, q) for q in pts)}
     arts = {a.path for a in client.list_artifacts(sweep.info.run_id)}
     assert {"sweep.csv", "frontier.csv", "plots"} <= arts and sweep.data.metrics["searches"] == 2
+
+
+def test_dry_run_bounds_a_capped_search(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["search", "dry_run=true", "search.max_flops=1e17", "searcher.batch_size=4"]) == 0
+    out = capsys.readouterr().out
+    p = project(build(compose([])).space, 50, 50)
+    assert f"with search.max_flops: at most {min(p.flops, 1e17 + 4 * p.per_trial_flops):.3e} FLOPs" in out
+    assert not (tmp_path / "mlruns").exists()
