@@ -5,13 +5,16 @@
     agenttts space  [KEY=VALUE ...]          size of the feasible space and its extremes
     agenttts config [KEY=VALUE ...]          print the composed config
     agenttts bench  [scenarios=[..]] [searchers=[..]] [seeds=N] [trials=N]   the search-efficiency benchmark
-    agenttts evaluate allocation=best|run=<id>|allocation.STAGE=MODEL:S [split=test]   score on held-out data
-    agenttts report run=<id>|run=last        a search's summary in the terminal
-    agenttts run allocation=best data.path=FILE [predictions=out.jsonl]   predictions with their cost
 
 Configs are composed with Hydra's compose API (``@hydra.main`` cannot sit under subcommands), so
 nothing changes directory and no ``outputs/`` folder appears. Bad input is reported as one line
 (``AGENTTTS_TRACEBACK=1`` shows the trace) before Prefect is even imported.
+
+Using a search's result (``run=<id>|last``; ``allocation=best`` is the best of that search):
+
+    agenttts evaluate allocation=best|run=<id>|allocation.STAGE=MODEL:S [split=test]   score on held-out data
+    agenttts report run=<id>|run=last        a search's summary in the terminal
+    agenttts run allocation=best data.path=FILE [predictions=out.jsonl]   predictions with their cost
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import uuid
 from pathlib import Path
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-COMMANDS = ("search", "cost", "space", "config", "bench", "evaluate", "report", "run")
+COMMANDS = ("search", "cost", "space", "config", "bench")
 
 
 def _prefect_env(cfg: dict) -> None:
@@ -201,9 +204,9 @@ def cmd_search(cfg: dict) -> int:
 
     t0 = time.perf_counter()
     ctx = build(cfg)  # validates everything before Prefect is imported
+    sim = " (SIMULATED: backend=sim, outputs come from the scenario, not from models)" if ctx.simulated else ""
     if cfg.get("dry_run"):
         return cmd_dry_run(cfg, ctx)
-    sim = " (SIMULATED: backend=sim, outputs come from the scenario, not from models)" if ctx.simulated else ""
     print(
         f"search: task={ctx.task.name} searcher={cfg['searcher']['name']} budget={ctx.space.budget} "
         f"space={ctx.space.size} allocations, {len(ctx.train)} train questions{sim}",
@@ -222,11 +225,11 @@ def cmd_search(cfg: dict) -> int:
         f"budget: {b.cost.units:.1f} units of {ctx.space.budget}; FLOPs planned {_fmt_flops(b.flops_planned)}, "
         f"spent {_fmt_flops(b.flops_spent)} over {len(ctx.train)} questions (fuser {_fmt_flops(b.fusion_flops_spent)})"
     )
+    if out.stop in ("max_flops", "max_usd"):
+        print(f"stopped early (stop={out.stop}): {out.stop_reason}; the best so far is kept")
     print(
         f"trials: {len(out.history)}, tokens generated: {out.generated_tokens:,}, wall {time.perf_counter() - t0:.1f} s"
     )
-    if out.stop in ("max_flops", "max_usd"):
-        print(f"stopped early (stop={out.stop}): {out.stop_reason}; the best so far is kept")
     print(f"MLflow: experiment '{out.experiment}', run {out.run_id}")
     print(f"  open with: mlflow ui --backend-store-uri {out.tracking_uri}")
     return 0
@@ -244,7 +247,20 @@ def cmd_bench(cfg: dict) -> int:
     return 0
 
 
+USE_COMMANDS = [
+    ("evaluate", "score an allocation on the held-out test split (logged to MLflow)"),
+    ("report", "print a search's summary"),
+    ("run", "run the pipeline with an allocation on new inputs; write predictions and cost"),
+]
+COMMANDS += tuple(name for name, _ in USE_COMMANDS)
+
+
+def _quiet_mlflow() -> None:
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # reading artifacts back is not a download
+
+
 def cmd_evaluate(cfg: dict) -> int:
+    _quiet_mlflow()
     from flows.prepare import prepare_evaluate
 
     plan = prepare_evaluate(cfg)  # allocation, search and split checked before Prefect is imported
@@ -274,6 +290,7 @@ def cmd_evaluate(cfg: dict) -> int:
 
 
 def cmd_run(cfg: dict) -> int:
+    _quiet_mlflow()
     from flows.prepare import prepare_run
 
     plan = prepare_run(cfg)
@@ -295,6 +312,7 @@ def cmd_run(cfg: dict) -> int:
 
 
 def cmd_report(cfg: dict) -> int:
+    _quiet_mlflow()
     from flows.report import report_text
 
     print(report_text(cfg))
@@ -302,6 +320,7 @@ def cmd_report(cfg: dict) -> int:
 
 
 def _finish_sweep(cfgs: list[dict], jobs: list[list[str]]) -> None:
+    _quiet_mlflow()
     from flows.sweep import finish_sweep
 
     keys = [o.lstrip("+").split("=", 1)[0] for o in jobs[0]]
@@ -332,24 +351,24 @@ def main(argv: list[str] | None = None) -> int:
         ("space", "describe the search space"),
         ("config", "print the composed config"),
         ("bench", "benchmark searchers on simulated scenarios"),
-        ("evaluate", "score an allocation on the held-out test split (logged to MLflow)"),
-        ("report", "print a search's summary"),
-        ("run", "run the pipeline with an allocation on new inputs; write predictions and cost"),
     ]:
         p = sub.add_parser(name, help=text)
         p.add_argument(
             "-m", "--multirun", action="store_true", help="expand comma-separated overrides into several jobs"
         )
         p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. task=2wiki budget.units=900")
+    for name, text in USE_COMMANDS:
+        p = sub.add_parser(name, help=text)
+        p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. run=last split=test")
+        p.set_defaults(multirun=False)
+
     args = parser.parse_args(argv)
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # reading artifacts back is not a download
     jobs = expand_sweeps(args.overrides) if args.multirun else [args.overrides]
     run = {"search": cmd_search, "cost": cmd_cost, "space": cmd_space, "config": None, "bench": cmd_bench}
-    run.update(evaluate=cmd_evaluate, report=cmd_report, run=cmd_run)
-    run = run[args.command]
-    sweep_id = uuid.uuid4().hex[:12] if args.command == "search" and len(jobs) > 1 else None
-    cfgs = []
+    run = {**run, "evaluate": cmd_evaluate, "report": cmd_report, "run": cmd_run}[args.command]
     try:
+        sweep_id = uuid.uuid4().hex[:12] if args.command == "search" and len(jobs) > 1 else None
+        cfgs = []  # the sweep's jobs: one combined frontier at the end
         for n, overrides in enumerate(jobs):
             if len(jobs) > 1:
                 print(f"[job {n + 1}/{len(jobs)}] {' '.join(overrides)}", flush=True)

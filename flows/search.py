@@ -10,10 +10,10 @@ import yaml
 from prefect import flow
 from prefect.utilities.annotations import quote
 
+from components import plots, spend
 from components.archive import Archive, run_url_hint
 from components.pipeline import TrialResult, best_so_far, best_trial
-from components.plots import best_so_far_png, score_vs_cost_png, score_vs_flops_png
-from components.spend import spend_limits
+from components.plots import best_so_far_png, score_vs_cost_png
 from flows.build import Context, build, make_searcher
 from tasks.round import fuse, generate_samples, propose, score
 
@@ -30,12 +30,14 @@ class SearchOutcome:
     generated_tokens: int
     rejected: dict = field(default_factory=dict)
     wall_s: float = 0.0
-    stop: str = "trials"  # why the search ended: trials | max_flops | max_usd | exhausted
-    stop_reason: str = ""
 
     @property
     def best_so_far(self) -> list[float]:
         return best_so_far(self.history)
+
+    # why the search ended (set by run_search): trials | max_flops | max_usd | exhausted, and in words
+    stop = "trials"
+    stop_reason = ""
 
 
 def run_search(ctx: Context, progress=print) -> SearchOutcome:
@@ -59,11 +61,10 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
         "simulated": str(ctx.simulated).lower(),
         "status": "running",
         "kind": "search",
+        **({"sweep_id": cfg["sweep_id"], "sweep_index": cfg.get("sweep_index", 0)} if cfg.get("sweep_id") else {}),
     }
     if ctx.scenario is not None:
         tags.update(scenario=ctx.scenario.name, scenario_version=ctx.scenario.version, world_seed=ctx.scenario.seed)
-    if cfg.get("sweep_id"):  # one search of `agenttts search -m ...`
-        tags.update(sweep_id=cfg["sweep_id"], sweep_index=cfg.get("sweep_index", 0))
     params = {
         "task": ctx.task.name,
         "searcher": searcher.name,
@@ -83,8 +84,8 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
     trace: list[dict] = []
     rejected = {"duplicate": 0, "infeasible": 0}
     seen = set()
-    max_flops, max_usd = spend_limits(cfg, space)
-    spend = {"flops": 0.0, "usd": 0.0, "tokens": 0}
+    max_flops, max_usd = spend.spend_limits(cfg, space)
+    spent = {"flops": 0.0, "usd": 0.0, "tokens": 0}
     unpriced = False
     stop, stop_reason = "trials", ""
     try:
@@ -156,16 +157,16 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
                 f"round {rnd_no}: {len(history)}/{target} trials, best score {best.score:.3f} "
                 f"({best.allocation}, {best.cost.units:.0f} units)"
             )
-            spend["flops"] += rnd.generated_flops
-            spend["usd"] += rnd.generated_usd
-            spend["tokens"] += rnd.generated_tokens
+            spent["flops"] += rnd.generated_flops
+            spent["usd"] += rnd.generated_usd
+            spent["tokens"] += rnd.generated_tokens
             unpriced = unpriced or rnd.unpriced
-            if max_flops is not None and spend["flops"] >= max_flops:
+            if max_flops is not None and spent["flops"] >= max_flops:
                 stop = "max_flops"
-                stop_reason = f"spent {spend['flops']:.4g} FLOPs >= search.max_flops={max_flops:.4g}"
-            elif max_usd is not None and spend["usd"] >= max_usd:
+                stop_reason = f"spent {spent['flops']:.4g} FLOPs >= search.max_flops={max_flops:.4g}"
+            elif max_usd is not None and spent["usd"] >= max_usd:
                 stop = "max_usd"
-                stop_reason = f"spent ${spend['usd']:.4g} >= search.max_usd={max_usd:.4g}"
+                stop_reason = f"spent ${spent['usd']:.4g} >= search.max_usd={max_usd:.4g}"
             if stop != "trials":
                 progress(f"stopping after {len(history)} trials (round {rnd_no}): {stop_reason}; best so far kept")
     except Exception as exc:
@@ -177,13 +178,17 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
     )
     outcome.wall_s = time.perf_counter() - started
     archive.log_progress(outcome.best_so_far)
+    outcome.stop, outcome.stop_reason = stop, stop_reason
+    for k, v in (("stop", stop), ("stop_reason", stop_reason)):
+        if v:
+            archive.client.set_tag(archive.parent_id, k, v)  # why the search ended (stop=max_flops: by its limit)
     archive.log_trials_table(history, [{"rationale": w} for w in rationales])
     archive.log_text("\n".join(json.dumps(t) for t in trace) + "\n", "decision_trace.jsonl")
     label = f"{searcher.name} on {ctx.task.name}" + (" (simulated)" if ctx.simulated else "")
     archive.log_bytes(best_so_far_png(history, label), "plots/best_so_far.png")
     units = space.budget.value if space.budget.kind == "units" else None
     archive.log_bytes(score_vs_cost_png(history, label, units), "plots/score_vs_cost.png")
-    archive.log_bytes(score_vs_flops_png(history, label), "plots/score_vs_flops.png")
+    archive.log_bytes(plots.score_vs_flops_png(history, label), "plots/score_vs_flops.png")
     for path, text in getattr(searcher, "artifacts", []):
         archive.log_text(text, path)
     summary = {
@@ -197,11 +202,11 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
         "rejected_duplicate": rejected["duplicate"],
         "rejected_infeasible": rejected["infeasible"],
         "wall_s": outcome.wall_s,
-        "spend/flops": spend["flops"],
-        "spend/tokens": spend["tokens"],
+        "spend/flops": spent["flops"],
+        "spend/tokens": spent["tokens"],
     }
     if not unpriced:
-        summary["spend/usd"] = spend["usd"]
+        summary["spend/usd"] = spent["usd"]
     for k, v in best.metrics.items():
         summary[f"best/{k}"] = v
     for k, v in getattr(searcher, "counts", {}).items():
@@ -222,11 +227,7 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
         ),
         "best_allocation.yaml",
     )
-    end_tags = {"status": "finished", "best_allocation": str(best.allocation), "stop": stop}
-    if stop_reason:
-        end_tags["stop_reason"] = stop_reason
-    archive.finish(summary, end_tags)
-    outcome.stop, outcome.stop_reason = stop, stop_reason
+    archive.finish(summary, {"status": "finished", "best_allocation": str(best.allocation)})
     env.bank.close()
     return outcome
 
