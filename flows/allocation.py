@@ -19,10 +19,17 @@ HOW = (
 def resolve_champion(cfg: dict, task: str) -> tuple[dict, str | None]:
     """The champion allocation of ``task`` as ``({stage: {model, samples}}, search run id or None)``.
 
-    Hook for the champion registry (issue 6 part B: registered model ``<task>-allocation`` with alias
-    ``champion``); until it is wired in, ``allocation=champion`` stops with this message.
+    Read from the champion registry (``models:/<task>-allocation@champion``, ``flows.champion``, issue 6
+    part B) when it is part of the build; without it, ``allocation=champion`` stops with a message.
     """
-    raise ConfigError(f"allocation=champion: no champion registry for task {task!r} in this build")
+    try:
+        from flows.champion import champion_allocation
+    except ImportError:
+        raise ConfigError(
+            f"allocation=champion: no champion for task {task!r} (the champion registry is not part of this build)"
+        ) from None
+    champ = champion_allocation(cfg, task)  # ConfigError when the task has no champion
+    return champ.allocation, champ.run_id or None
 
 
 def resolve_allocation(cfg: dict, space: SearchSpace, task: str) -> tuple[Allocation, SearchRun | None, str]:
@@ -44,9 +51,12 @@ def resolve_allocation(cfg: dict, space: SearchSpace, task: str) -> tuple[Alloca
             if ref:
                 raise ConfigError("allocation=champion takes no run=; give one of them")
             chosen, run_id = resolve_champion(cfg, task)
-            alloc, source = Allocation.parse(chosen), f"champion of {task}"
+            alloc, source = Allocation.parse(chosen), f"champion of {task}" + (f" (search {run_id})" if run_id else "")
             if run_id:
-                search = find_search(cfg, run_id, task)
+                try:
+                    search = find_search(cfg, run_id, task)  # links the evaluation; its train split is checked
+                except ConfigError:
+                    search = None  # the champion stands on its own when its search is gone or unfinished
         else:
             raise ConfigError(f"unknown allocation {spec!r}; {HOW}")
     elif spec:

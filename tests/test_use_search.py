@@ -90,7 +90,7 @@ def test_evaluate_explicit_allocation_on_the_train_split(searched, monkeypatch):
         (["allocation=best", "data.train_size=30", "data.test_size=30"], "overlaps the train split of search"),
         (["allocation=best", "split=valid", *DATA], "split must be one of ['test', 'train']"),
         (["allocation=bestt", *DATA], "unknown allocation 'bestt'"),
-        (["allocation=champion", *DATA], "allocation=champion"),
+        (["allocation=champion", *DATA], "no champion for task 'synthetic'"),
         (["run=0123456789", *DATA], "run=0123456789: no such MLflow run"),
         (["allocation.qa=Llama-3.2-3B:5", *DATA], "allocation gives no model for stage(s) ['retrieval']"),
         (["run=last", "allocation.qa=Nope-1B:5", *DATA], "unknown model 'Nope-1B'"),
