@@ -90,12 +90,20 @@ def test_evaluate_explicit_allocation_on_the_train_split(searched, monkeypatch):
         (["allocation=best", "data.train_size=30", "data.test_size=30"], "overlaps the train split of search"),
         (["allocation=best", "split=valid", *DATA], "split must be one of ['test', 'train']"),
         (["allocation=bestt", *DATA], "unknown allocation 'bestt'"),
-        (["allocation=champion", *DATA], "no champion for task 'synthetic'"),
+        (["allocation=champion", "run=last", *DATA], "allocation=champion takes no run="),
         (["run=0123456789", *DATA], "run=0123456789: no such MLflow run"),
         (["allocation.qa=Llama-3.2-3B:5", *DATA], "allocation gives no model for stage(s) ['retrieval']"),
         (["run=last", "allocation.qa=Nope-1B:5", *DATA], "unknown model 'Nope-1B'"),
     ],
-    ids=["larger train split", "unknown split", "unknown form", "no champion yet", "no run", "partial", "bad override"],
+    ids=[
+        "larger train split",
+        "unknown split",
+        "unknown form",
+        "champion and run",
+        "no run",
+        "partial",
+        "bad override",
+    ],
 )
 def test_evaluate_bad_input_is_refused_before_any_compute(searched, monkeypatch, capsys, argv, message):
     d, client, search = searched
@@ -105,6 +113,21 @@ def test_evaluate_bad_input_is_refused_before_any_compute(searched, monkeypatch,
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and "Traceback" not in err
     assert len(client.search_runs([search.info.experiment_id])) == before  # no run left behind
+
+
+def test_allocation_champion_goes_through_the_champion_hook(searched, monkeypatch):
+    import flows.allocation
+
+    d, client, search = searched
+    monkeypatch.chdir(d)
+    # the registry itself is issue 6 part B; here the hook answers with a known champion of this search
+    champ = {"retrieval": {"model": "Qwen2.5-32B", "samples": 2}, "qa": {"model": "Llama-3.2-3B", "samples": 4}}
+    monkeypatch.setattr(flows.allocation, "resolve_champion", lambda cfg, task: (champ, search.info.run_id))
+    assert main(["evaluate", "allocation=champion", *DATA]) == 0
+    ev = max(evaluate_runs(client, search), key=lambda r: r.info.start_time)
+    assert ev.data.tags["allocation"] == "retrieval=Qwen2.5-32B:2 qa=Llama-3.2-3B:4"
+    assert ev.data.tags["search_run_id"] == search.info.run_id
+    assert ev.data.tags["allocation_source"].startswith("champion of synthetic")
 
 
 def test_run_of_another_task_is_refused(searched, monkeypatch, capsys):
@@ -161,3 +184,10 @@ def test_report_prints_the_search_summary(searched, monkeypatch, capsys):
     assert "guidelines (guidelines/round_" in out and "Insight" in out
     assert main(["report"]) == 2
     assert "give run=<id> or run=last" in capsys.readouterr().err
+
+
+def test_no_champion_is_one_clear_message(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # an empty archive: no champion registered for the task
+    assert main(["evaluate", "allocation=champion", *DATA]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "no champion for task 'synthetic'" in err
