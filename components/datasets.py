@@ -318,7 +318,42 @@ def load_cwq(path: str | Path, n_candidates: int = 100, seed: int = 0) -> list[I
     return _with_distractors(items)
 
 
+def load_synthetic(path: str | Path) -> list[Item]:
+    """Items of the synthetic task as JSONL, one object per line: ``question``, ``answers`` (list),
+    ``candidates`` (list of facts), ``gold_ids`` (1-based), optional ``id`` and ``distractor_answers``
+    (the format ``write_items`` writes; e.g. new inputs for ``agenttts run``)."""
+    items = []
+    for i, raw in enumerate(_read_records(path)):
+        r = _Record(path, i, raw)
+        cands = tuple(str(c) for c in r.structured("candidates", list))
+        gold = r.structured("gold_ids", list)
+        if not all(isinstance(g, int) and 1 <= g <= len(cands) for g in gold):
+            raise r.error(f"field 'gold_ids' must hold 1-based indices into the {len(cands)} candidates")
+        items.append(
+            Item(
+                id=r.item_id("synthetic"),
+                question=r.text("question"),
+                answers=r.answers(r.structured("answers", list)),
+                candidates=cands,
+                gold_ids=tuple(gold),
+                meta={"distractor_answers": tuple(raw.get("distractor_answers") or ())},
+            )
+        )
+    return items
+
+
+def write_items(items: list[Item], path: str | Path) -> None:
+    """Write items as the synthetic JSONL format (``load_synthetic`` reads it back)."""
+    with open(path, "w", encoding="utf-8") as fh:
+        for it in items:
+            rec = {"id": it.id, "question": it.question, "answers": list(it.answers)}
+            rec.update(candidates=list(it.candidates), gold_ids=list(it.gold_ids))
+            rec["distractor_answers"] = list(it.meta.get("distractor_answers") or ())
+            fh.write(json.dumps(rec) + "\n")
+
+
 LOADERS: dict[str, Callable[..., list[Item]]] = {
+    "synthetic": load_synthetic,
     "2wiki": load_2wiki,
     "hotpotqa": load_hotpotqa,
     "gsm8k": load_gsm8k,

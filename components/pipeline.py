@@ -120,6 +120,10 @@ class Round:
     failed_scopes: dict[Allocation, str] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
     generated_tokens: int = 0
+    # what this round actually generated (bank hits excluded): the search's own spending
+    generated_flops: float = 0.0
+    generated_usd: float = 0.0
+    unpriced: bool = False  # a model without a price generated something (generated_usd is incomplete)
 
     def scope(self, a: Allocation, n: int) -> Allocation:
         """Identity of the first n stages of ``a``: shared across trials only when the bank is on."""
@@ -225,6 +229,7 @@ class Environment:
         if not todo:
             return
         role = "fuse" if candidates else "sample"
+        spec = self._stage_by_name[stage.name]
         for (key, j, model), gen in zip(meta, self.backend.generate(todo)):
             if gen.error:
                 rnd.failed[key] = f"{model} on stage '{stage.name}', question {self.items[j].id}: {gen.error}"
@@ -234,6 +239,13 @@ class Environment:
                 world=self.world, role=role,
             )  # fmt: skip
             rnd.generated_tokens += sum(gen.output_tokens)
+            m = spec.model(model)
+            tokens = gen.prompt_tokens + sum(gen.output_tokens)  # one prompt encoding per request
+            rnd.generated_flops += 2.0 * m.params * tokens
+            if m.price_per_mtok is None:
+                rnd.unpriced = True
+            else:
+                rnd.generated_usd += m.price_per_mtok * tokens / 1e6
 
     def _stream(self, key: str):
         return self.bank.get(key)
@@ -328,6 +340,13 @@ class Environment:
         if stage.kind == "select":
             return tuple(f"{stage.name}/{m}" for m in ("precision", "recall", "f1"))
         return (f"{stage.name}/em",)
+
+    def item_flops(self, rnd: Round, a: Allocation) -> list[tuple[float, float]]:
+        """Per question, the spent (sampling, fuser) FLOPs of ``a`` summed over its stages (after ``fuse``)."""
+        out = [(0.0, 0.0)] * len(self.items)
+        for i in range(len(self.task.stages)):
+            out = [(s + x, f + y) for (s, f), (x, y) in zip(out, rnd.spent[rnd.scope(a, i + 1)])]
+        return out
 
     def score(self, rnd: Round) -> list[TrialResult]:
         """Score every allocation of the round on its fused outputs.

@@ -12,14 +12,19 @@ import matplotlib.pyplot as plt  # noqa: E402
 from components.pipeline import TrialResult, best_so_far  # noqa: E402
 
 
-def pareto_front(history: list[TrialResult]) -> list[TrialResult]:
-    """Trials no other trial beats on both score (higher) and planned cost (lower)."""
+def pareto_front(history: list[TrialResult], cost=lambda r: r.cost.units) -> list[TrialResult]:
+    """Trials no other trial beats on both score (higher) and ``cost`` (lower; default planned units)."""
     front, best = [], float("-inf")
-    for r in sorted(history, key=lambda r: (r.cost.units, -r.score)):
+    for r in sorted(history, key=lambda r: (cost(r), -r.score)):
         if r.score > best:
             front.append(r)
             best = r.score
     return front
+
+
+def flops_per_question(r: TrialResult) -> float:
+    """Spent FLOPs per question (samples and fuser calls, from actual token counts)."""
+    return r.flops_spent / max(1, len(r.item_scores))
 
 
 def _png(fig) -> bytes:
@@ -50,4 +55,47 @@ def score_vs_cost_png(history: list[TrialResult], title: str, budget_units: floa
         ax.axvline(budget_units, ls="--", c="k", label="budget")
     ax.set(xlabel="budget units per question (planned)", ylabel="train score", title=title)
     ax.legend(loc="lower right")
+    return _png(fig)
+
+
+def score_vs_flops_png(history: list[TrialResult], title: str) -> bytes:
+    """Accuracy vs spent FLOPs per question of every trial, with the Pareto front."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.scatter([flops_per_question(r) for r in history], [r.score for r in history], s=10, alpha=0.5, label="trials")
+    front = pareto_front(history, flops_per_question)
+    ax.step([flops_per_question(r) for r in front], [r.score for r in front], where="post", c="C3", marker="o", ms=3)
+    ax.plot([], [], c="C3", label=f"Pareto front ({len(front)} trials)")
+    ax.set_xscale("log")
+    ax.set(xlabel="FLOPs per question (spent)", ylabel="train score", title=title)
+    ax.legend(loc="lower right")
+    return _png(fig)
+
+
+def pareto_points(xs: list[float], ys: list[float]) -> tuple[list[float], list[float]]:
+    """The Pareto front (lower x, higher y) of points, in x order."""
+    fx, fy, best = [], [], float("-inf")
+    for x, y in sorted(zip(xs, ys), key=lambda p: (p[0], -p[1])):
+        if y > best:
+            fx.append(x)
+            fy.append(y)
+            best = y
+    return fx, fy
+
+
+def sweep_frontier_png(searches: list[tuple[str, list[float], list[float]]], title: str) -> bytes:
+    """Several searches (e.g. one per budget) as ``(label, FLOPs per question, scores)`` of their trials:
+    each search's trials and front, and the combined Pareto front over all of them."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    all_x, all_y = [], []
+    for i, (label, xs, ys) in enumerate(searches):
+        all_x += xs
+        all_y += ys
+        ax.scatter(xs, ys, s=8, alpha=0.35, c=f"C{i}")
+        fx, fy = pareto_points(xs, ys)
+        ax.step(fx, fy, where="post", c=f"C{i}", label=label)
+    fx, fy = pareto_points(all_x, all_y)
+    ax.step(fx, fy, where="post", c="k", lw=2, ls="--", label="combined Pareto front")
+    ax.set_xscale("log")
+    ax.set(xlabel="FLOPs per question (spent)", ylabel="train score", title=title)
+    ax.legend(loc="lower right", fontsize=8)
     return _png(fig)

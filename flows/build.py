@@ -22,6 +22,7 @@ from components.pipeline import Environment, StageSpec, TaskSpec
 from components.scenario import Scenario, load_scenario
 from components.searchers import SEARCHERS
 from components.space import Allocation, Budget, Model, SearchSpace, Stage
+from components.spend import spend_limits
 
 BACKENDS = ("sim", "vllm", "openai", "replay")
 
@@ -282,6 +283,7 @@ def build(cfg: dict, with_data: bool = True) -> Context:
     )
     space = SearchSpace(stages, make_budget(cfg, stages, cost, scenario), cost)
     space.check_budget()
+    spend_limits(cfg, space)  # search.max_flops / max_usd are positive; dollars need prices
     name = cfg["searcher"]["name"]
     if name not in SEARCHERS:
         raise UnknownNameError(f"unknown searcher '{name}'; available: {sorted(SEARCHERS)}")

@@ -11,6 +11,12 @@
 Configs are composed with Hydra's compose API (``@hydra.main`` cannot sit under subcommands), so
 nothing changes directory and no ``outputs/`` folder appears. Bad input is reported as one line
 (``AGENTTTS_TRACEBACK=1`` shows the trace) before Prefect is even imported.
+
+Using a search's result (``run=<id>|last``; ``allocation=best`` is the best of that search):
+
+    agenttts evaluate allocation=best|run=<id>|allocation.STAGE=MODEL:S [split=test]   score on held-out data
+    agenttts report run=<id>|run=last        a search's summary in the terminal
+    agenttts run allocation=best data.path=FILE [predictions=out.jsonl]   predictions with their cost
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import logging
 import os
 import sys
 import time
+import uuid
 from pathlib import Path
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -42,7 +49,16 @@ def _prefect_env(cfg: dict) -> None:
 
 def _rewrite(overrides: list[str]) -> list[str]:
     # allocation.STAGE=... adds keys to an empty mapping; Hydra wants a '+' for that
-    return [f"+{o}" if o.startswith("allocation.") else o for o in overrides]
+    out = [f"+{o}" if o.startswith("allocation.") else o for o in overrides]
+    return [_quote_run_id(o) for o in out]
+
+
+def _quote_run_id(o: str) -> str:
+    # a run id is text: unquoted, Hydra reads an all-digit or 1e5-like id as a number
+    key, _, value = o.partition("=")
+    if key == "run" and value and value[0] not in "'\"" and "," not in value:
+        return f"{key}='{value}'"
+    return o
 
 
 def compose(overrides: list[str]) -> dict:
@@ -136,12 +152,63 @@ def cmd_space(cfg: dict) -> int:
     return 0
 
 
+def cmd_dry_run(cfg: dict, ctx) -> int:
+    """``search dry_run=true``: the projected worst-case inference cost; nothing runs."""
+    import math
+
+    from components.spend import project, spend_limits
+
+    s = cfg["searcher"]
+    grid = s["name"] == "grid"
+    trials = int(cfg["trials"])
+    llm = s["name"] in ("llm_zs", "mlcopilot", "agenthpo") or (
+        s["name"] == "agenttts" and cfg["reasoner"]["name"] != "rules"
+    )
+    reasoner_calls = 2 * math.ceil(trials / int(s.get("batch_size") or 10)) if llm else 0
+    p = project(ctx.space, trials, len(ctx.train), grid, reasoner_calls)
+    sim = " (SIMULATED backend: prices the models the scenario declares)" if ctx.simulated else ""
+    print(
+        f"dry run: nothing was run (no MLflow run, no Prefect, no sample generated). task={ctx.task.name} "
+        f"searcher={s['name']} budget={ctx.space.budget} space={ctx.space.size} allocations, "
+        f"{len(ctx.train)} train questions{sim}"
+    )
+    what = (
+        "every feasible allocation once" if grid else f"{p.trials} trials, each the most expensive feasible allocation"
+    )
+    print(f"projected worst case: {what}, no sample reused from the bank, every LLM fuser call made:")
+    print(f"  backend requests: {p.calls:,.0f} (per question, stage and trial, fuser calls included)")
+    print(f"  tokens: {p.prompt_tokens:,.0f} prompt + {p.output_tokens:,.0f} generated")
+    print(f"  FLOPs: {_fmt_flops(p.flops)}  (worst trial {_fmt_flops(p.per_trial_flops)})")
+    if p.usd is None:
+        unpriced = sorted({m.name for st in ctx.space.stages for m in st.models if m.price_per_mtok is None})
+        print(f"  dollars: unknown (no price for {', '.join(unpriced)})")
+    else:
+        print(f"  dollars: ${p.usd:,.4f}")
+    if reasoner_calls:
+        print(f"  reasoner: up to {reasoner_calls} LLM calls ({cfg['reasoner']['name']}; not priced)")
+    else:
+        print("  reasoner: no LLM calls")
+    max_flops, max_usd = spend_limits(cfg, ctx.space)
+    for name, cap in (("max_flops", max_flops), ("max_usd", max_usd)):
+        if cap is not None:
+            print(f"  search.{name}={cap:g} stops the search after the round in which its own spending reaches it")
+    if max_flops is not None:
+        batch = int(s.get("batch_size") or 10)
+        bound = min(p.flops, max_flops + batch * p.per_trial_flops)  # the last round may overshoot
+        print(
+            f"  with search.max_flops: at most {_fmt_flops(bound)} FLOPs (the limit plus one round of {batch} worst trials)"
+        )
+    return 0
+
+
 def cmd_search(cfg: dict) -> int:
     from flows.build import build
 
     t0 = time.perf_counter()
     ctx = build(cfg)  # validates everything before Prefect is imported
     sim = " (SIMULATED: backend=sim, outputs come from the scenario, not from models)" if ctx.simulated else ""
+    if cfg.get("dry_run"):
+        return cmd_dry_run(cfg, ctx)
     print(
         f"search: task={ctx.task.name} searcher={cfg['searcher']['name']} budget={ctx.space.budget} "
         f"space={ctx.space.size} allocations, {len(ctx.train)} train questions{sim}",
@@ -160,6 +227,8 @@ def cmd_search(cfg: dict) -> int:
         f"budget: {b.cost.units:.1f} units of {ctx.space.budget}; FLOPs planned {_fmt_flops(b.flops_planned)}, "
         f"spent {_fmt_flops(b.flops_spent)} over {len(ctx.train)} questions (fuser {_fmt_flops(b.fusion_flops_spent)})"
     )
+    if out.stop in ("max_flops", "max_usd"):
+        print(f"stopped early (stop={out.stop}): {out.stop_reason}; the best so far is kept")
     failed = sum(r.status != "ok" for r in out.history)
     print(
         f"trials: {len(out.history)}"
@@ -234,6 +303,99 @@ def cmd_import_samples(cfg: dict, file: str) -> int:
     return 0
 
 
+USE_COMMANDS = [
+    ("evaluate", "score an allocation on the held-out test split (logged to MLflow)"),
+    ("report", "print a search's summary"),
+    ("run", "run the pipeline with an allocation on new inputs; write predictions and cost"),
+]
+COMMANDS += tuple(name for name, _ in USE_COMMANDS)
+
+
+def _quiet_mlflow() -> None:
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # reading artifacts back is not a download
+
+
+def cmd_evaluate(cfg: dict) -> int:
+    _quiet_mlflow()
+    from flows.prepare import prepare_evaluate
+
+    plan = prepare_evaluate(cfg)  # allocation, search and split checked before Prefect is imported
+    sim = " (SIMULATED: backend=sim, outputs come from the scenario, not from models)" if plan.ctx.simulated else ""
+    print(
+        f"evaluate: task={plan.ctx.task.name} allocation {plan.allocation} ({plan.source}) "
+        f"on split={plan.split}, {len(plan.items)} questions{sim}",
+        flush=True,
+    )
+    _prefect_env(cfg)
+    from flows.evaluate import evaluate_flow
+
+    out = evaluate_flow(cfg)
+    r, metric = out.result, plan.ctx.task.metric
+    print(f"{plan.split} score ({metric}): {r.score:.4f}   " + "  ".join(f"{k}={v:.3f}" for k, v in r.metrics.items()))
+    if plan.search and plan.search.best_score is not None:
+        print(f"search train score: {plan.search.best_score:.4f} (search {plan.search.run_id})")
+    usd = "" if r.cost.usd is None else f", ${r.cost.usd:.6f} per question planned"
+    print(
+        f"cost: {r.cost.units:.1f} units per question planned{usd}; FLOPs planned {_fmt_flops(r.flops_planned)}, "
+        f"spent {_fmt_flops(r.flops_spent)} over {len(plan.items)} questions; tokens generated {out.generated_tokens:,}"
+    )
+    if not plan.ctx.space.is_feasible(plan.allocation):
+        print(f"note: this allocation exceeds the configured budget {plan.ctx.space.budget}")
+    print(f"MLflow: experiment '{out.experiment}', run {out.run_id} (kind=evaluate)")
+    return 0
+
+
+def cmd_run(cfg: dict) -> int:
+    _quiet_mlflow()
+    from flows.prepare import prepare_run
+
+    plan = prepare_run(cfg)
+    sim = " (SIMULATED: backend=sim, outputs come from the scenario, not from models)" if plan.ctx.simulated else ""
+    print(f"run: allocation {plan.allocation} ({plan.source}) on {len(plan.items)} inputs{sim}", flush=True)
+    _prefect_env(cfg)
+    from flows.evaluate import run_flow
+
+    out = run_flow(cfg)
+    r, n = out.result, len(out.rows)
+    side = Path(cfg["predictions"]).with_name(Path(cfg["predictions"]).stem + ".summary.json")
+    print(f"predictions: {cfg['predictions']} ({n} lines), summary: {side}")
+    print(
+        f"cost: {_fmt_flops(r.flops_spent)} FLOPs in all, {_fmt_flops(r.flops_spent / n)} per input; "
+        f"{r.cost.units:.1f} units per input planned; tokens generated {out.generated_tokens:,}"
+    )
+    print(f"mean {plan.ctx.task.metric} against the inputs' gold answers: {r.score:.4f}")
+    return 0
+
+
+def cmd_report(cfg: dict) -> int:
+    _quiet_mlflow()
+    from flows.report import report_text
+
+    print(report_text(cfg))
+    return 0
+
+
+def _finish_sweep(cfgs: list[dict], jobs: list[list[str]]) -> None:
+    _quiet_mlflow()
+    from flows.sweep import finish_sweep
+
+    keys = [o.lstrip("+").split("=", 1)[0] for o in jobs[0]]
+    swept = [k for i, k in enumerate(keys) if len({j[i] for j in jobs}) > 1]
+    out = finish_sweep(cfgs, cfgs[0]["sweep_id"], swept, cfgs[0].get("sweep_out") or "sweep-out")
+    if out is None:
+        print("sweep: searches of different tasks; no combined frontier")
+        return
+    print(f"sweep {cfgs[0]['sweep_id']}: combined Pareto frontier in {out}/frontier.png (table: {out}/sweep.csv)")
+    import csv
+
+    with open(out / "sweep.csv") as fh:
+        for row in csv.DictReader(fh):
+            print(
+                f"  {row['label']:<24} best {float(row['best_score']):.3f} {row['best_allocation']}  "
+                f"tokens generated {float(row['tokens_generated']):,.0f}  on the combined front: {row['on_combined_front']}"
+            )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="agenttts", description="Compute-optimal test-time scaling for multi-stage LLM pipelines."
@@ -255,6 +417,11 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("action", choices=["export", "import", "import-samples"])
     b.add_argument("file", help="the bank file to write (export) or read (import)")
     b.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. bank.path=.agenttts/bank.sqlite")
+    for name, text in USE_COMMANDS:
+        p = sub.add_parser(name, help=text)
+        p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. run=last split=test")
+        p.set_defaults(multirun=False)
+
     args = parser.parse_args(argv)
     if args.command == "bank":
         try:
@@ -268,20 +435,28 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     jobs = expand_sweeps(args.overrides) if args.multirun else [args.overrides]
-    run = {"search": cmd_search, "cost": cmd_cost, "space": cmd_space, "config": None, "bench": cmd_bench}[args.command]
+    run = {"search": cmd_search, "cost": cmd_cost, "space": cmd_space, "config": None, "bench": cmd_bench}
+    run = {**run, "evaluate": cmd_evaluate, "report": cmd_report, "run": cmd_run}[args.command]
     try:
+        sweep_id = uuid.uuid4().hex[:12] if args.command == "search" and len(jobs) > 1 else None
+        cfgs = []  # the sweep's jobs: one combined frontier at the end
         for n, overrides in enumerate(jobs):
             if len(jobs) > 1:
                 print(f"[job {n + 1}/{len(jobs)}] {' '.join(overrides)}", flush=True)
             cfg = compose(overrides)
             cfg["cli_overrides"] = list(overrides)
             cfg["command_line"] = " ".join(["agenttts", args.command, *overrides])
+            if sweep_id and not cfg.get("dry_run"):
+                cfg.update(sweep_id=sweep_id, sweep_index=n)
+                cfgs.append(cfg)
             if run is None:
                 import yaml
 
                 print(yaml.safe_dump(cfg, sort_keys=False))
             else:
                 run(cfg)
+        if cfgs:
+            _finish_sweep(cfgs, jobs)
     except Exception as exc:
         if os.environ.get("AGENTTTS_TRACEBACK"):
             raise

@@ -10,6 +10,7 @@ import yaml
 from prefect import flow
 from prefect.utilities.annotations import quote
 
+from components import plots, spend
 from components.archive import Archive, run_url_hint
 from components.errors import BackendError
 from components.pipeline import TrialResult, best_so_far, best_trial
@@ -35,6 +36,10 @@ class SearchOutcome:
     def best_so_far(self) -> list[float]:
         return best_so_far(self.history)
 
+    # why the search ended (set by run_search): trials | max_flops | max_usd | exhausted, and in words
+    stop = "trials"
+    stop_reason = ""
+
 
 def run_search(ctx: Context, progress=print) -> SearchOutcome:
     """Run a whole search in the current flow; every round is a DAG of Prefect tasks."""
@@ -47,7 +52,9 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
     experiment = cfg["mlflow"].get("experiment") or f"agenttts-{ctx.task.name}"
     archive = Archive(cfg["mlflow"]["tracking_uri"], experiment)
     sim = "simulated" if ctx.simulated else "real"
-    run_name = f"{searcher.name} {ctx.task.name} {space.budget} {target} trials seed={cfg.get('seed', 0)} ({sim})"
+    run_name = (
+        f"search {searcher.name} {ctx.task.name} {space.budget} {target} trials seed={cfg.get('seed', 0)} ({sim})"
+    )
     tags = {
         "searcher": searcher.name,
         "task": ctx.task.name,
@@ -55,6 +62,7 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
         "simulated": str(ctx.simulated).lower(),
         "status": "running",
         "kind": "search",
+        **({"sweep_id": cfg["sweep_id"], "sweep_index": cfg.get("sweep_index", 0)} if cfg.get("sweep_id") else {}),
     }
     if ctx.scenario is not None:
         tags.update(scenario=ctx.scenario.name, scenario_version=ctx.scenario.version, world_seed=ctx.scenario.seed)
@@ -77,9 +85,13 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
     trace: list[dict] = []
     rejected = {"duplicate": 0, "infeasible": 0}
     seen = set()
+    max_flops, max_usd = spend.spend_limits(cfg, space)
+    spent = {"flops": 0.0, "usd": 0.0, "tokens": 0}
+    unpriced = False
+    stop, stop_reason = "trials", ""
     try:
         rnd_no = 0
-        while len(history) < target:
+        while len(history) < target and stop == "trials":
             rnd_no += 1
             k = min(batch, target - len(history))
             proposals = propose(quote(searcher), quote(space), quote(history), k)
@@ -99,6 +111,7 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
                 searcher.artifacts.clear()
             if not allocs:
                 progress(f"round {rnd_no}: the searcher proposed nothing new; stopping at {len(history)} trials")
+                stop, stop_reason = "exhausted", f"the searcher proposed nothing new after {len(history)} trials"
                 break
             rnd = env.start(allocs)
             for i, stage in enumerate(ctx.task.stages):
@@ -144,14 +157,26 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
             for r in results:
                 if r.status != "ok":
                     progress(f"round {rnd_no}: trial {r.allocation} FAILED: {r.error}")
+            spent["flops"] += rnd.generated_flops
+            spent["usd"] += rnd.generated_usd
+            spent["tokens"] += rnd.generated_tokens
+            unpriced = unpriced or rnd.unpriced
+            if max_flops is not None and spent["flops"] >= max_flops:
+                stop = "max_flops"
+                stop_reason = f"spent {spent['flops']:.4g} FLOPs >= search.max_flops={max_flops:.4g}"
+            elif max_usd is not None and spent["usd"] >= max_usd:
+                stop = "max_usd"
+                stop_reason = f"spent ${spent['usd']:.4g} >= search.max_usd={max_usd:.4g}"
             if best is None:
                 progress(f"round {rnd_no}: {len(history)}/{target} trials, none succeeded yet")
-                continue
-            gap = f", spent/planned FLOPs {best.flops_spent / best.flops_planned:.2f}" if not ctx.simulated else ""
-            progress(
-                f"round {rnd_no}: {len(history)}/{target} trials, best score {best.score:.3f} "
-                f"({best.allocation}, {best.cost.units:.0f} units{gap})"
-            )
+            else:
+                gap = f", spent/planned FLOPs {best.flops_spent / best.flops_planned:.2f}" if not ctx.simulated else ""
+                progress(
+                    f"round {rnd_no}: {len(history)}/{target} trials, best score {best.score:.3f} "
+                    f"({best.allocation}, {best.cost.units:.0f} units{gap})"
+                )
+            if stop != "trials":
+                progress(f"stopping after {len(history)} trials (round {rnd_no}): {stop_reason}; best so far kept")
         if history and best_trial(history) is None:
             raise BackendError(f"every trial failed; the first: {history[0].error}")
     except Exception as exc:
@@ -163,12 +188,17 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
     )
     outcome.wall_s = time.perf_counter() - started
     archive.log_progress(outcome.best_so_far)
+    outcome.stop, outcome.stop_reason = stop, stop_reason
+    for k, v in (("stop", stop), ("stop_reason", stop_reason)):
+        if v:
+            archive.client.set_tag(archive.parent_id, k, v)  # why the search ended (stop=max_flops: by its limit)
     archive.log_trials_table(history, [{"rationale": w} for w in rationales])
     archive.log_text("\n".join(json.dumps(t) for t in trace) + "\n", "decision_trace.jsonl")
     label = f"{searcher.name} on {ctx.task.name}" + (" (simulated)" if ctx.simulated else "")
     archive.log_bytes(best_so_far_png(history, label), "plots/best_so_far.png")
     units = space.budget.value if space.budget.kind == "units" else None
     archive.log_bytes(score_vs_cost_png(history, label, units), "plots/score_vs_cost.png")
+    archive.log_bytes(plots.score_vs_flops_png(history, label), "plots/score_vs_flops.png")
     for path, text in getattr(searcher, "artifacts", []):
         archive.log_text(text, path)
     summary = {
@@ -183,7 +213,11 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
         "rejected_infeasible": rejected["infeasible"],
         "wall_s": outcome.wall_s,
         "trials_failed": sum(r.status != "ok" for r in history),
+        "spend/flops": spent["flops"],
+        "spend/tokens": spent["tokens"],
     }
+    if not unpriced:
+        summary["spend/usd"] = spent["usd"]
     for k, v in best.metrics.items():
         summary[f"best/{k}"] = v
     for k, v in getattr(searcher, "counts", {}).items():

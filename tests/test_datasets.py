@@ -126,10 +126,23 @@ def test_cwq_seeded_distractors(cwq):
 
 
 def test_load_items_registry():
-    assert set(LOADERS) == {"2wiki", "hotpotqa", "gsm8k", "cwq"}
+    assert set(LOADERS) == {"2wiki", "hotpotqa", "gsm8k", "cwq", "synthetic"}
     assert len(load_items("2wiki", _data(WIKI))) == 100
     with pytest.raises(UnknownNameError, match="2wiki"):
         load_items("squad", "x.json")
+
+
+def test_synthetic_items_round_trip_through_jsonl(tmp_path):
+    from components.datasets import synthetic_items, write_items
+
+    items = synthetic_items(4, seed=9)
+    write_items(items, tmp_path / "new.jsonl")
+    back = load_items("synthetic", tmp_path / "new.jsonl")
+    assert back == items and back[0].meta["distractor_answers"] == items[0].meta["distractor_answers"]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "q", "answers": ["a"], "candidates": ["x"], "gold_ids": [2]}\n')
+    with pytest.raises(DatasetError, match="record 0: field 'gold_ids'"):
+        load_items("synthetic", bad)
 
 
 # --------------------------------------------------------------------------- bad input

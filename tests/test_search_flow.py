@@ -132,7 +132,7 @@ def test_agent_search_archives_guidelines_and_decision_trace(tmp_path, monkeypat
     arts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"guidelines", "decision_trace.jsonl", "trials.csv", "best_allocation.yaml", "plots"} <= arts
     pngs = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
-    assert pngs == {"plots/best_so_far.png", "plots/score_vs_cost.png"}
+    assert pngs == {"plots/best_so_far.png", "plots/score_vs_cost.png", "plots/score_vs_flops.png"}
     png = open(client.download_artifacts(parent.info.run_id, "plots/score_vs_cost.png", str(tmp_path)), "rb").read()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     rounds = [a.path for a in client.list_artifacts(parent.info.run_id, "guidelines")]
