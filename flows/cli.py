@@ -5,6 +5,7 @@
     agenttts space  [KEY=VALUE ...]          size of the feasible space and its extremes
     agenttts config [KEY=VALUE ...]          print the composed config
     agenttts bench  [scenarios=[..]] [searchers=[..]] [seeds=N] [trials=N]   the search-efficiency benchmark
+    agenttts schedule cron="0 2 * * *" [KEY=VALUE ...]   serve the nightly re-optimization (Prefect deployment)
 
 Configs are composed with Hydra's compose API (``@hydra.main`` cannot sit under subcommands), so
 nothing changes directory and no ``outputs/`` folder appears. Bad input is reported as one line
@@ -22,7 +23,7 @@ import time
 from pathlib import Path
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-COMMANDS = ("search", "cost", "space", "config", "bench")
+COMMANDS = ("search", "cost", "space", "config", "bench", "schedule")
 
 
 def _prefect_env(cfg: dict) -> None:
@@ -139,6 +140,7 @@ def cmd_search(cfg: dict) -> int:
 
     t0 = time.perf_counter()
     ctx = build(cfg)  # validates everything before Prefect is imported
+    _check_operations(cfg, ctx)
     sim = " (SIMULATED: backend=sim, outputs come from the scenario, not from models)" if ctx.simulated else ""
     print(
         f"search: task={ctx.task.name} searcher={cfg['searcher']['name']} budget={ctx.space.budget} "
@@ -161,9 +163,62 @@ def cmd_search(cfg: dict) -> int:
     print(
         f"trials: {len(out.history)}, tokens generated: {out.generated_tokens:,}, wall {time.perf_counter() - t0:.1f} s"
     )
+    if out.champion:
+        c = out.champion
+        print(f"champion: {c['decision']} ({c['reason']}); models:/{c['registered_model']}@champion = v{c['version']}")
     print(f"MLflow: experiment '{out.experiment}', run {out.run_id}")
     print(f"  open with: mlflow ui --backend-store-uri {out.tracking_uri}")
     return 0
+
+
+def _check_operations(cfg: dict, ctx) -> None:
+    """Champion settings and the warm start, checked before Prefect starts (``warm_start=last`` pinned to its id)."""
+    from flows.champion import champion_settings
+    from flows.warm import resolve_warm_start
+
+    champion_settings(cfg)
+    warm = resolve_warm_start(cfg, ctx)
+    if warm is not None:
+        cfg["warm_start"] = warm.run_id
+        print(
+            f"warm start from search {warm.run_id}: its {len(warm.allocations)} best trials are re-evaluated first"
+            + (f", {len(warm.guidelines)} guideline(s) as prior experience" if warm.guidelines else "")
+            + "".join(f"\n  note: {n}" for n in warm.notes),
+            flush=True,
+        )
+
+
+def cmd_schedule(cfg: dict) -> int:
+    """Validate the nightly search, then serve it on its cron schedule with Prefect (blocks until stopped)."""
+    from flows.build import build
+    from flows.nightly import nightly_overrides
+
+    sched = cfg.get("schedule") or {}
+    cron = sched.get("cron")
+    if not cron:
+        raise_config('give the schedule as cron="MIN HOUR DOM MON DOW", e.g. agenttts schedule cron="0 2 * * *"')
+    overrides = [o for o in cfg.get("cli_overrides", []) if not o.lstrip("+").startswith("schedule.")]
+    ctx = build(compose(nightly_overrides(overrides)))  # the nightly search's config, validated now
+    name = sched.get("name") or f"nightly-{ctx.task.name}"
+    _prefect_env(cfg)
+    from prefect.client.schemas.schedules import CronSchedule
+
+    try:
+        CronSchedule(cron=str(cron))
+    except ValueError as e:
+        raise_config(f"cron={cron!r} is not a valid cron expression: {str(e).splitlines()[-1]}")
+    from flows.nightly import serve_nightly
+
+    api = os.environ.get("PREFECT_API_URL") or "an ephemeral Prefect API (set PREFECT_API_URL to use your server)"
+    print(f"schedule: deployment 'nightly/{name}' cron '{cron}' on {api}; search overrides: {overrides}", flush=True)
+    serve_nightly(name, str(cron), overrides)
+    return 0
+
+
+def raise_config(msg: str):
+    from components.errors import ConfigError
+
+    raise ConfigError(msg)
 
 
 def cmd_bench(cfg: dict) -> int:
@@ -189,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         ("space", "describe the search space"),
         ("config", "print the composed config"),
         ("bench", "benchmark searchers on simulated scenarios"),
+        ("schedule", 'serve the nightly re-optimization: cron="0 2 * * *" plus search overrides'),
     ]:
         p = sub.add_parser(name, help=text)
         p.add_argument(
@@ -196,8 +252,21 @@ def main(argv: list[str] | None = None) -> int:
         )
         p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. task=2wiki budget.units=900")
     args = parser.parse_args(argv)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm bars for small artifact reads
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # warm start / champion read MLflow before Prefect
+    for name in ("alembic", "mlflow.store.db.utils"):  # "Creating initial MLflow database tables..." (mlflow imported)
+        logging.getLogger(name).setLevel(logging.WARNING)
+    if args.command == "schedule":  # cron= is the schedule's, stored as schedule.cron
+        args.overrides = [f"schedule.{o}" if o.startswith("cron=") else o for o in args.overrides]
     jobs = expand_sweeps(args.overrides) if args.multirun else [args.overrides]
-    run = {"search": cmd_search, "cost": cmd_cost, "space": cmd_space, "config": None, "bench": cmd_bench}[args.command]
+    run = {
+        "search": cmd_search,
+        "cost": cmd_cost,
+        "space": cmd_space,
+        "config": None,
+        "bench": cmd_bench,
+        "schedule": cmd_schedule,
+    }[args.command]
     try:
         for n, overrides in enumerate(jobs):
             if len(jobs) > 1:
