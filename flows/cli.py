@@ -179,13 +179,7 @@ def _check_operations(cfg: dict, ctx) -> None:
     champion_settings(cfg)
     warm = resolve_warm_start(cfg, ctx)
     if warm is not None:
-        cfg["warm_start"] = warm.run_id
-        print(
-            f"warm start from search {warm.run_id}: its {len(warm.allocations)} best trials are re-evaluated first"
-            + (f", {len(warm.guidelines)} guideline(s) as prior experience" if warm.guidelines else "")
-            + "".join(f"\n  note: {n}" for n in warm.notes),
-            flush=True,
-        )
+        cfg["warm_start"] = warm.run_id  # the flow reads the same search (the search flow prints the details)
 
 
 def cmd_schedule(cfg: dict) -> int:

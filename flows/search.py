@@ -48,6 +48,11 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
     warm = resolve_warm_start(cfg, ctx, progress)  # bad input stops here, before any run exists
     if warm is not None:
         searcher = WarmStartSearcher(searcher, warm)
+        progress(
+            f"warm start from search {warm.run_id}: its {len(warm.allocations)} best trials are re-evaluated first"
+            + (f", {len(warm.guidelines)} guideline(s) as prior experience" if warm.guidelines else "")
+            + "".join(f"; note: {n}" for n in warm.notes)
+        )
     grid = searcher.name == "grid"
     target = space.size if grid else int(cfg["trials"])
     batch = int(cfg["searcher"].get("batch_size") or 10)

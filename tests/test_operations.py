@@ -48,7 +48,9 @@ def test_warm_start_trials_are_checked_against_the_task():
     with pytest.raises(ConfigError, match=r"warm_start=r1: that search has stages \['plan'\]"):
         top_allocations(_rows((0.5, other_stages)), ctx.space, 4, "r1")
     unknown = {**ok, "qa.model": "GPT-9"}
-    with pytest.raises(ConfigError, match="warm_start=r1: its trial .* does not fit the current task: unknown model 'GPT-9'"):
+    with pytest.raises(
+        ConfigError, match="warm_start=r1: its trial .* does not fit the current task: unknown model 'GPT-9'"
+    ):
         top_allocations(_rows((0.5, unknown)), ctx.space, 4, "r1")
 
 
