@@ -174,3 +174,55 @@ def test_warm_start_and_champion_end_to_end(tmp_path, monkeypatch, capsys, tiny_
         assert main(["search", "task=gsm8k", f"data.path={gsm8k}", f"warm_start={first.info.run_id}"]) == 2
         assert "is a search of task 'synthetic', not of task 'gsm8k'" in capsys.readouterr().err
     assert len(_search_runs(client)) == n_runs  # no run was started for bad input
+
+
+def test_warm_start_trials_come_first_then_any_searcher_continues_with_them_as_history():
+    from components.bank import SampleBank
+    from components.space import Allocation
+    from components.warm import WarmStart, WarmStartSearcher
+    from flows.build import make_searcher
+
+    ctx = build(compose(["searcher=optuna_tpe", "data.train_size=10"]))
+    a1 = Allocation.parse("retrieval=Qwen2.5-72B:1 qa=Llama-3.2-3B:10")
+    a2 = Allocation.parse("retrieval=Qwen2.5-32B:2 qa=Llama-3.2-3B:5")
+    s = WarmStartSearcher(make_searcher(ctx.cfg, 10), WarmStart("r0", [a1, a2], [0.9, 0.8]))
+    assert s.name == "optuna_tpe"
+    first = s.propose(ctx.space, [], 4)
+    assert [p.allocation for p in first] == [a1, a2] and {p.trace["source"] for p in first} == {"warm_start"}
+    env = ctx.environment(bank=SampleBank(None))
+    history = env.evaluate([a1, a2])
+    s.observe(history)
+    nxt = s.propose(ctx.space, history, 3)
+    assert len(nxt) == 3 and not {p.allocation for p in nxt} & {a1, a2}
+    assert {a1, a2} <= set(s.inner._known)  # Optuna ingested the re-evaluated trials as its history
+
+
+def test_agent_takes_the_prior_as_experience_and_skips_probes_of_settled_stages():
+    from components.agent.probes import insight1_probes
+    from components.space import Allocation
+    from components.warm import WarmStart
+    from flows.build import make_searcher
+
+    ctx = build(compose(["data.train_size=10"]))
+    warm = WarmStart(
+        "r0",
+        [
+            Allocation.parse("retrieval=Qwen2.5-72B:1 qa=Llama-3.2-3B:10"),
+            Allocation.parse("retrieval=Qwen2.5-72B:1 qa=Llama-3.1-8B:3"),
+        ],
+        [0.9, 0.8],
+        ["1. Model choice: retrieval prefers Qwen2.5-72B."],
+    )
+    agent = make_searcher(ctx.cfg, 10)
+    agent.set_prior(warm)
+    assert agent.guidelines[0].startswith("Prior experience") and "retrieval prefers Qwen2.5-72B" in agent.guidelines[0]
+    props = agent.propose(ctx.space, [], 50)
+    probed = {p.allocation for p in props}
+    all_probes = insight1_probes(ctx.space)
+    assert probed == {a for a, st, _ in all_probes if st == "qa"}  # retrieval is settled by the prior, qa is not
+    assert agent.counts["probes_skipped"] == sum(st == "retrieval" for _, st, _ in all_probes) > 0
+    view = agent._view("guidelines", ctx.space, [], 4)
+    assert view.prior["retrieval"][0] == "Qwen2.5-72B"
+    prefs = agent.rules.preferred_models(view)  # Insight 1 for the unprobed stage comes from the prior
+    assert prefs["retrieval"][0] == "Qwen2.5-72B" and prefs["retrieval"][1].startswith("prior experience")
+    assert ("guidelines/prior.md", agent.guidelines[0]) in agent.artifacts
