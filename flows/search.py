@@ -174,16 +174,9 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
         raise
     best = best_trial(history)
     search_tokens = env.bank.generated_tokens  # before the champion's evaluation
-    champion = None
-    if champion_settings(cfg)["enabled"] and best is not None:
-        try:
-            champion = decide_champion(ctx, env, history, archive, progress)
-        except Exception as exc:
-            archive.fail(f"champion: {type(exc).__name__}: {exc}")
-            raise
     outcome = SearchOutcome(
         best, history, archive.parent_id, experiment, archive.uri, search_tokens, rejected,
-        warm_start=warm.run_id if warm else None, champion=champion,
+        warm_start=warm.run_id if warm else None,
     )  # fmt: skip
     outcome.wall_s = time.perf_counter() - started
     archive.log_progress(outcome.best_so_far)
@@ -230,6 +223,12 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
         ),
         "best_allocation.yaml",
     )
+    if champion_settings(cfg)["enabled"]:  # last, so a promoted version's run has all its artifacts
+        try:
+            outcome.champion = decide_champion(ctx, env, history, archive, progress)
+        except Exception as exc:
+            archive.fail(f"champion: {type(exc).__name__}: {exc}")
+            raise
     archive.finish(summary, {"status": "finished", "best_allocation": str(best.allocation)})
     env.bank.close()
     return outcome
