@@ -171,13 +171,13 @@ def cmd_search(cfg: dict) -> int:
     return 0
 
 
-def _check_operations(cfg: dict, ctx) -> None:
+def _check_operations(cfg: dict, ctx, progress=print) -> None:
     """Champion settings and the warm start, checked before Prefect starts (``warm_start=last`` pinned to its id)."""
     from flows.champion import champion_settings
     from flows.warm import resolve_warm_start
 
     champion_settings(cfg)
-    warm = resolve_warm_start(cfg, ctx)
+    warm = resolve_warm_start(cfg, ctx, progress)
     if warm is not None:
         cfg["warm_start"] = warm.run_id  # the flow reads the same search (the search flow prints the details)
 
@@ -192,15 +192,18 @@ def cmd_schedule(cfg: dict) -> int:
     if not cron:
         raise_config('give the schedule as cron="MIN HOUR DOM MON DOW", e.g. agenttts schedule cron="0 2 * * *"')
     overrides = [o for o in cfg.get("cli_overrides", []) if not o.lstrip("+").startswith("schedule.")]
-    ctx = build(compose(nightly_overrides(overrides)))  # the nightly search's config, validated now
+    nightly = compose(nightly_overrides(overrides))
+    ctx = build(nightly)  # the nightly search's config, validated now
+    _check_operations(nightly, ctx, lambda m: None)  # champion settings; a given warm_start run must exist and fit
     name = sched.get("name") or f"nightly-{ctx.task.name}"
     _prefect_env(cfg)
     from prefect.client.schemas.schedules import CronSchedule
 
     try:
         CronSchedule(cron=str(cron))
-    except ValueError as e:
-        raise_config(f"cron={cron!r} is not a valid cron expression: {str(e).splitlines()[-1]}")
+    except ValueError as e:  # pydantic's ValidationError: keep its message, not its help link
+        why = e.errors()[0]["msg"] if hasattr(e, "errors") else str(e)
+        raise_config(f'cron={cron!r} is not a valid cron expression ({why}); e.g. cron="0 2 * * *" (02:00 daily)')
     from flows.nightly import serve_nightly
 
     api = os.environ.get("PREFECT_API_URL") or "an ephemeral Prefect API (set PREFECT_API_URL to use your server)"

@@ -54,6 +54,24 @@ def test_warm_start_trials_are_checked_against_the_task():
         top_allocations(_rows((0.5, unknown)), ctx.space, 4, "r1")
 
 
+def test_a_champion_that_no_longer_fits_is_projected_or_rejected():
+    from flows.champion import Champion, _on_budget
+
+    ctx = build(compose(["budget.units=500"]), with_data=False)
+    over = {"retrieval": {"model": "Qwen2.5-72B", "samples": 1}, "qa": {"model": "Llama-3.2-3B", "samples": 10}}
+    champ = Champion("synthetic-allocation", "3", "r", over, {})
+    a, why = _on_budget(ctx.space, champ, "project")
+    assert ctx.space.is_feasible(a) and "champion v3 (retrieval=Qwen2.5-72B:1 qa=Llama-3.2-3B:10) costs 826" in why
+    assert "re-projected to" in why
+    assert _on_budget(ctx.space, champ, "reject") == (
+        None,
+        why.split(": re-projected")[0] + ": rejected (champion.infeasible=reject)",
+    )
+    gone = Champion("synthetic-allocation", "4", "r", {"answer": {"model": "Llama-3.2-3B", "samples": 1}}, {})
+    a, why = _on_budget(ctx.space, gone, "project")
+    assert a is None and why.startswith("champion v4 does not fit the current task") and why.endswith("rejected")
+
+
 def test_nightly_runs_warm_start_from_the_champion_and_promote():
     assert nightly_overrides(["trials=5"]) == ["warm_start=champion", "champion.enabled=true", "trials=5"]
     assert nightly_overrides(["warm_start=abc", "champion.enabled=false"]) == [
@@ -71,6 +89,11 @@ def test_nightly_runs_warm_start_from_the_champion_and_promote():
         (["search", "warm_start=nosuchrun"], "warm_start=nosuchrun: run=nosuchrun: no such MLflow run"),
         (["search", "warm_start=last"], "warm_start=last: run=last: no finished search of task 'synthetic'"),
         (["schedule", "trials=5"], 'give the schedule as cron="MIN HOUR DOM MON DOW"'),
+        (
+            ["schedule", "cron=61 * * * *"],
+            "cron='61 * * * *' is not a valid cron expression (Value error, Invalid cron",
+        ),
+        (["schedule", "cron=0 2 * * *", "warm_start=nosuchrun"], "warm_start=nosuchrun: run=nosuchrun: no such MLflow"),
     ],
 )
 def test_bad_operations_input_stops_with_one_line(tmp_path, monkeypatch, capsys, args, message):
