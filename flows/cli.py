@@ -163,9 +163,6 @@ def cmd_search(cfg: dict) -> int:
     print(
         f"trials: {len(out.history)}, tokens generated: {out.generated_tokens:,}, wall {time.perf_counter() - t0:.1f} s"
     )
-    if out.champion:
-        c = out.champion
-        print(f"champion: {c['decision']} ({c['reason']}); models:/{c['registered_model']}@champion = v{c['version']}")
     print(f"MLflow: experiment '{out.experiment}', run {out.run_id}")
     print(f"  open with: mlflow ui --backend-store-uri {out.tracking_uri}")
     return 0
