@@ -39,6 +39,13 @@ def _init_store(uri: str) -> MlflowClient:
     return MlflowClient(uri)
 
 
+def open_client(tracking_uri: str) -> MlflowClient:
+    """A client on ``tracking_uri`` (tracking and model registry), the store created if new."""
+    if tracking_uri.startswith("sqlite:///") and not tracking_uri.startswith("sqlite:////"):
+        tracking_uri = sqlite_uri(tracking_uri[len("sqlite:///") :])  # stable across working dirs
+    return _init_store(tracking_uri)
+
+
 def trial_metrics(r: TrialResult) -> dict[str, float]:
     """Every number MLflow gets for a trial (the main metric is ``score``)."""
     m = {"score": r.score, **r.metrics}
@@ -180,4 +187,4 @@ def run_url_hint(tracking_uri: str) -> str:
     return f"mlflow ui --backend-store-uri {tracking_uri}"
 
 
-__all__ = ["Archive", "run_url_hint", "sqlite_uri", "trial_metrics"]
+__all__ = ["Archive", "open_client", "run_url_hint", "sqlite_uri", "trial_metrics"]

@@ -7,6 +7,7 @@
     agenttts bench  [scenarios=[..]] [searchers=[..]] [seeds=N] [trials=N]   the search-efficiency benchmark
     agenttts bank   export|import FILE [KEY=VALUE ...]   copy the sample bank (bank.path) to / merge it from one file
     agenttts bank   import-samples FILE.jsonl task=... data.path=...   public per-sample data into the bank
+    agenttts schedule cron="0 2 * * *" [KEY=VALUE ...]   serve the nightly re-optimization (Prefect deployment)
 
 Configs are composed with Hydra's compose API (``@hydra.main`` cannot sit under subcommands), so
 nothing changes directory and no ``outputs/`` folder appears. Bad input is reported as one line
@@ -31,7 +32,7 @@ import uuid
 from pathlib import Path
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-COMMANDS = ("search", "cost", "space", "config", "bench", "bank")
+COMMANDS = ("search", "cost", "space", "config", "bench", "bank", "schedule")
 
 
 def _prefect_env(cfg: dict) -> None:
@@ -206,6 +207,7 @@ def cmd_search(cfg: dict) -> int:
 
     t0 = time.perf_counter()
     ctx = build(cfg)  # validates everything before Prefect is imported
+    _check_operations(cfg, ctx)
     sim = " (SIMULATED: backend=sim, outputs come from the scenario, not from models)" if ctx.simulated else ""
     if cfg.get("dry_run"):
         return cmd_dry_run(cfg, ctx)
@@ -238,6 +240,53 @@ def cmd_search(cfg: dict) -> int:
     print(f"MLflow: experiment '{out.experiment}', run {out.run_id}")
     print(f"  open with: mlflow ui --backend-store-uri {out.tracking_uri}")
     return 0
+
+
+def _check_operations(cfg: dict, ctx, progress=print) -> None:
+    """Champion settings and the warm start, checked before Prefect starts (``warm_start=last`` pinned to its id)."""
+    from flows.champion import champion_settings
+    from flows.warm import resolve_warm_start
+
+    champion_settings(cfg)
+    warm = resolve_warm_start(cfg, ctx, progress)
+    if warm is not None:
+        cfg["warm_start"] = warm.run_id  # the flow reads the same search (the search flow prints the details)
+
+
+def cmd_schedule(cfg: dict) -> int:
+    """Validate the nightly search, then serve it on its cron schedule with Prefect (blocks until stopped)."""
+    from flows.build import build
+    from flows.nightly import nightly_overrides
+
+    sched = cfg.get("schedule") or {}
+    cron = sched.get("cron")
+    if not cron:
+        raise_config('give the schedule as cron="MIN HOUR DOM MON DOW", e.g. agenttts schedule cron="0 2 * * *"')
+    overrides = [o for o in cfg.get("cli_overrides", []) if not o.lstrip("+").startswith("schedule.")]
+    nightly = compose(nightly_overrides(overrides))
+    ctx = build(nightly)  # the nightly search's config, validated now
+    _check_operations(nightly, ctx, lambda m: None)  # champion settings; a given warm_start run must exist and fit
+    name = sched.get("name") or f"nightly-{ctx.task.name}"
+    _prefect_env(cfg)
+    from prefect.client.schemas.schedules import CronSchedule
+
+    try:
+        CronSchedule(cron=str(cron))
+    except ValueError as e:  # pydantic's ValidationError: keep its message, not its help link
+        why = e.errors()[0]["msg"] if hasattr(e, "errors") else str(e)
+        raise_config(f'cron={cron!r} is not a valid cron expression ({why}); e.g. cron="0 2 * * *" (02:00 daily)')
+    from flows.nightly import serve_nightly
+
+    api = os.environ.get("PREFECT_API_URL") or "an ephemeral Prefect API (set PREFECT_API_URL to use your server)"
+    print(f"schedule: deployment 'nightly/{name}' cron '{cron}' on {api}; search overrides: {overrides}", flush=True)
+    serve_nightly(name, str(cron), overrides)
+    return 0
+
+
+def raise_config(msg: str):
+    from components.errors import ConfigError
+
+    raise ConfigError(msg)
 
 
 def cmd_bench(cfg: dict) -> int:
@@ -407,6 +456,7 @@ def main(argv: list[str] | None = None) -> int:
         ("space", "describe the search space"),
         ("config", "print the composed config"),
         ("bench", "benchmark searchers on simulated scenarios"),
+        ("schedule", 'serve the nightly re-optimization: cron="0 2 * * *" plus search overrides'),
     ]:
         p = sub.add_parser(name, help=text)
         p.add_argument(
@@ -423,6 +473,10 @@ def main(argv: list[str] | None = None) -> int:
         p.set_defaults(multirun=False)
 
     args = parser.parse_args(argv)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm bars for small artifact reads
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # warm start / champion read MLflow before Prefect
+    for name in ("alembic", "mlflow.store.db.utils"):  # "Creating initial MLflow database tables..." (mlflow imported)
+        logging.getLogger(name).setLevel(logging.WARNING)
     if args.command == "bank":
         try:
             pre = ["backend=replay"] if args.action == "import-samples" else []  # stages from the task + catalog
@@ -434,9 +488,20 @@ def main(argv: list[str] | None = None) -> int:
                 raise
             print(f"error: {exc}", file=sys.stderr)
             return 2
+    if args.command == "schedule":  # cron= is the schedule's, stored as schedule.cron
+        args.overrides = [f"schedule.{o}" if o.startswith("cron=") else o for o in args.overrides]
     jobs = expand_sweeps(args.overrides) if args.multirun else [args.overrides]
-    run = {"search": cmd_search, "cost": cmd_cost, "space": cmd_space, "config": None, "bench": cmd_bench}
-    run = {**run, "evaluate": cmd_evaluate, "report": cmd_report, "run": cmd_run}[args.command]
+    run = {
+        "search": cmd_search,
+        "cost": cmd_cost,
+        "space": cmd_space,
+        "config": None,
+        "bench": cmd_bench,
+        "schedule": cmd_schedule,
+        "evaluate": cmd_evaluate,
+        "report": cmd_report,
+        "run": cmd_run,
+    }[args.command]
     try:
         sweep_id = uuid.uuid4().hex[:12] if args.command == "search" and len(jobs) > 1 else None
         cfgs = []  # the sweep's jobs: one combined frontier at the end

@@ -15,7 +15,10 @@ from components.archive import Archive, run_url_hint
 from components.errors import BackendError
 from components.pipeline import TrialResult, best_so_far, best_trial
 from components.plots import best_so_far_png, score_vs_cost_png
+from components.warm import WarmStartSearcher
 from flows.build import Context, build, make_searcher
+from flows.champion import champion_settings, decide_champion
+from flows.warm import resolve_warm_start
 from tasks.round import fuse, generate_samples, propose, score
 
 
@@ -31,6 +34,8 @@ class SearchOutcome:
     generated_tokens: int
     rejected: dict = field(default_factory=dict)
     wall_s: float = 0.0
+    warm_start: str | None = None  # the run it warm-started from
+    champion: dict | None = None  # the champion decision and its evidence (flows.champion)
 
     @property
     def best_so_far(self) -> list[float]:
@@ -46,6 +51,14 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
     cfg, space = ctx.cfg, ctx.space
     started = time.perf_counter()
     searcher = make_searcher(cfg, len(ctx.train), check=False)  # build() already checked it
+    warm = resolve_warm_start(cfg, ctx, progress)  # bad input stops here, before any run exists
+    if warm is not None:
+        searcher = WarmStartSearcher(searcher, warm)
+        progress(
+            f"warm start from search {warm.run_id}: its {len(warm.allocations)} best trials are re-evaluated first"
+            + (f", {len(warm.guidelines)} guideline(s) as prior experience" if warm.guidelines else "")
+            + "".join(f"; note: {n}" for n in warm.notes)
+        )
     grid = searcher.name == "grid"
     target = space.size if grid else int(cfg["trials"])
     batch = int(cfg["searcher"].get("batch_size") or 10)
@@ -66,6 +79,9 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
     }
     if ctx.scenario is not None:
         tags.update(scenario=ctx.scenario.name, scenario_version=ctx.scenario.version, world_seed=ctx.scenario.seed)
+    if warm is not None:
+        tags["warm_start"] = warm.run_id
+        run_name += f" warm from {warm.run_id[:8]}"
     params = {
         "task": ctx.task.name,
         "searcher": searcher.name,
@@ -78,6 +94,13 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
     }
     archive.start_search(run_name, params, tags)
     archive.log_dict(cfg, "config.yaml")
+    if warm is not None:
+        archive.log_dict(
+            {"run_id": warm.run_id, "allocations": [str(a) for a in warm.allocations], "prior_scores": warm.prior_scores,
+             "notes": warm.notes, "guidelines": len(warm.guidelines)},
+            "warm_start.json",
+        )  # fmt: skip
+    warm_tokens = None
     child_runs = target <= int(cfg["mlflow"].get("max_child_runs", 500))
     env = ctx.environment()
     history: list[TrialResult] = []
@@ -153,6 +176,8 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
                         )
                     archive.log_trial(r, len(history), tags)
             searcher.observe(results)
+            if warm is not None and warm_tokens is None and set(warm.allocations) <= seen:
+                warm_tokens = env.bank.generated_tokens  # what re-evaluating the warm trials generated
             best = best_trial(history)
             for r in results:
                 if r.status != "ok":
@@ -183,9 +208,11 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
         archive.fail(f"{type(exc).__name__}: {exc}")
         raise
     best = best_trial(history)
+    search_tokens = env.bank.generated_tokens  # before the champion's evaluation
     outcome = SearchOutcome(
-        best, history, archive.parent_id, experiment, archive.uri, env.bank.generated_tokens, rejected
-    )
+        best, history, archive.parent_id, experiment, archive.uri, search_tokens, rejected,
+        warm_start=warm.run_id if warm else None,
+    )  # fmt: skip
     outcome.wall_s = time.perf_counter() - started
     archive.log_progress(outcome.best_so_far)
     outcome.stop, outcome.stop_reason = stop, stop_reason
@@ -207,7 +234,7 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
         "best_flops_planned": best.flops_planned,
         "best_flops_spent": best.flops_spent,
         "trials": len(history),
-        "tokens_generated": env.bank.generated_tokens,
+        "tokens_generated": search_tokens,
         "samples_generated": env.bank.generated,
         "rejected_duplicate": rejected["duplicate"],
         "rejected_infeasible": rejected["infeasible"],
@@ -222,6 +249,9 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
         summary[f"best/{k}"] = v
     for k, v in getattr(searcher, "counts", {}).items():
         summary[f"agent/{k}"] = v  # repairs, fallbacks, reasoner failures
+    if warm_tokens is not None:
+        summary["warm/trials"] = len(warm.allocations)
+        summary["warm/tokens_generated"] = warm_tokens
     if hasattr(searcher, "agent_seconds"):
         summary["agent/seconds"] = searcher.agent_seconds
         summary["agent/tokens"] = searcher.agent_tokens
@@ -238,6 +268,12 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
         ),
         "best_allocation.yaml",
     )
+    if champion_settings(cfg)["enabled"]:  # last, so a promoted version's run has all its artifacts
+        try:
+            outcome.champion = decide_champion(ctx, env, history, archive, progress)
+        except Exception as exc:
+            archive.fail(f"champion: {type(exc).__name__}: {exc}")
+            raise
     archive.finish(summary, {"status": "finished", "best_allocation": str(best.allocation)})
     env.bank.close()
     return outcome

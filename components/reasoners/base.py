@@ -33,6 +33,7 @@ class AgentView:
         guidelines: guideline texts written so far, oldest first.
         round: the agent's round number (1 = the round after the probes).
         seed: for the exploration moves.
+        prior: stage → (model, why) settled by a warm start's prior experience (its probes skipped).
     """
 
     kind: str
@@ -44,6 +45,7 @@ class AgentView:
     guidelines: list[str] = field(default_factory=list)
     round: int = 1
     seed: int = 0
+    prior: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

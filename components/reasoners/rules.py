@@ -76,6 +76,8 @@ class RulesReasoner:
         for stage in view.space.stages:
             probes = [(a, by_alloc[a]) for a, st in view.probes.items() if st == stage.name and a in by_alloc]
             if not probes:
+                if stage.name in view.prior:  # a warm start settled this stage's model; no probes were run
+                    out[stage.name] = view.prior[stage.name]
                 continue
             top = max(r.score for _, r in probes)
             near = [(a, r) for a, r in probes if r.score >= top - self.noise(view)]
@@ -139,6 +141,12 @@ class RulesReasoner:
                 for a, st in view.probes.items()
                 if st == stage.name and a[stage.name][0] == model and a in by_alloc
             ]
+            if not probe_samples:  # model from prior experience: the samples of its best trial so far
+                probe_samples = [
+                    r.allocation[stage.name][1]
+                    for r in sorted(view.history, key=lambda r: -r.score)
+                    if r.allocation[stage.name][0] == model
+                ]
             choice.append((stage.name, model, probe_samples[0] if probe_samples else 1))
         a = Allocation(tuple(choice))
         a = self._fit(view.space, a)

@@ -59,9 +59,22 @@ class AgentTTSSearcher:
         self.artifacts: list[tuple[str, str]] = []  # (path, text) to archive, drained by the flow
         self.agent_seconds = 0.0
         self.agent_tokens = 0
+        self.prior = None  # a WarmStart: earlier guidelines and best trials
+        self.prior_models: dict[str, tuple[str, str]] = {}
+
+    def set_prior(self, warm) -> None:
+        """Start from an earlier search (``components.warm.WarmStart``): its latest guidelines become the
+        first guideline (so every trials prompt carries them and every guidelines prompt gets them as a
+        prior-experience section), and stages whose model the prior settles skip their Insight-1 probes."""
+        self.prior = warm
+        self.guidelines = [warm.prior_text()]
+        self.artifacts.append(("guidelines/prior.md", self.guidelines[0]))
 
     def _view(self, kind: str, space: SearchSpace, history: list[TrialResult], k: int = 0) -> AgentView:
-        return AgentView(kind, space, history, k, self.n_questions, self.probes, self.guidelines, self.round, self.seed)
+        return AgentView(
+            kind, space, history, k, self.n_questions, self.probes, self.guidelines, self.round, self.seed,
+            self.prior_models,
+        )  # fmt: skip
 
     def _ask(self, system: str, prompt: str, view: AgentView) -> str:
         """The reasoner's answer; on failure the rules reasoner's (counted)."""
@@ -80,8 +93,14 @@ class AgentTTSSearcher:
     def propose(self, space: SearchSpace, history: list[TrialResult], k: int) -> list[Proposal]:
         if not self._started:
             self._started = True
+            if self.prior is not None:
+                self.prior_models = self.prior.settled(space)
             if self.use_probes:
                 probes = insight1_probes(space)
+                if self.prior_models:  # the prior already says which model these stages prefer
+                    kept = [p for p in probes if p[1] not in self.prior_models]
+                    self.counts["probes_skipped"] += len(probes) - len(kept)
+                    probes = kept
                 self.probes = {a: stage for a, stage, _ in probes}
                 self._queue = [
                     Proposal(a, why, {"insight": "1", "source": "probe", "repairs": []}) for a, _, why in probes
@@ -105,6 +124,8 @@ class AgentTTSSearcher:
         kind = "initial_guidelines" if initial else "guidelines"
         recent = max(1, min(k, len(history)))
         gprompt = render_guidelines(self.prompts, self.task, space, history, recent, initial)
+        if self.prior is not None:
+            gprompt += "\n\n" + self.guidelines[0]
         guideline = self._ask(system, gprompt, self._view(kind, space, history, k)).strip()
         if not guideline:
             self.counts["empty_guidelines"] += 1

@@ -1,0 +1,72 @@
+"""Resolve ``warm_start=<run id>|last|champion`` to a WarmStart, before any run is created.
+
+``last`` and a run id go through ``flows.runs.find_search`` (same task, finished search).
+``champion`` takes the search that produced ``models:/<task>-allocation@champion``, else the last
+finished search, else starts cold (so a nightly schedule can begin on an empty archive).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from components.errors import ConfigError
+from components.warm import WarmStart, read_trials_csv, top_allocations
+from flows.runs import find_search
+
+
+def _champion_run(cfg: dict, task: str) -> str | None:
+    from flows.champion import current_champion
+
+    champ = current_champion(cfg, task)
+    return champ.run_id if champ else None
+
+
+def resolve_warm_start(cfg: dict, ctx, progress=print) -> WarmStart | None:
+    """The configured warm start for the search context ``ctx`` (None: cold start).
+
+    Raises ConfigError (one line, before any compute) for a run of another task, an unfinished or
+    missing run, or a search whose stages or models do not fit the current task.
+    """
+    ref = cfg.get("warm_start")
+    if ref in (None, "", False):
+        return None
+    ref, task = str(ref), ctx.task.name
+    if ref == "champion":
+        run_id = _champion_run(cfg, task)
+        if run_id is None:
+            try:
+                run_id = find_search(cfg, "last", task).run_id
+            except ConfigError:
+                progress(f"warm_start=champion: no champion and no finished search of task {task!r}: cold start")
+                return None
+        ref = run_id
+    try:
+        found = find_search(cfg, ref, task)
+    except ConfigError as e:
+        raise ConfigError(f"warm_start={ref}: {e}") from None
+    client = found_client(cfg, found.experiment)
+    k = int(cfg.get("warm_start_k", 4))
+    if k < 1:
+        raise ConfigError(f"warm_start_k must be >= 1, got {k}")
+    with tempfile.TemporaryDirectory() as d:
+        try:
+            text = Path(client.download_artifacts(found.run_id, "trials.csv", d)).read_text()
+        except Exception:
+            raise ConfigError(f"warm_start={ref}: search {found.run_id} has no trials.csv artifact") from None
+        guidelines = []
+        names = sorted(a.path for a in client.list_artifacts(found.run_id, "guidelines"))
+        for path in names:
+            if Path(path).name.startswith("round_"):
+                guidelines.append(Path(client.download_artifacts(found.run_id, path, d)).read_text())
+    allocs, scores, notes = top_allocations(read_trials_csv(text), ctx.space, k, found.run_id)
+    return WarmStart(found.run_id, allocs, scores, guidelines, notes)
+
+
+def found_client(cfg: dict, experiment: str):
+    from components.archive import Archive
+
+    return Archive(cfg["mlflow"]["tracking_uri"], experiment).client
+
+
+__all__ = ["resolve_warm_start"]
