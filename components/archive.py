@@ -164,6 +164,21 @@ class Archive:
         w.writerows(rows)
         self.log_text(buf.getvalue(), "trials.csv")
 
+    def read_text(self, run_id: str, path: str) -> str | None:
+        """A text artifact of ``run_id`` (e.g. ``trials.csv``), or None when the run has none."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as d:
+            try:
+                return Path(self.client.download_artifacts(run_id, path, d)).read_text()
+            except Exception:  # noqa: BLE001 - an absent artifact is reported as absent
+                return None
+
+    def read_trials_table(self, run_id: str) -> list[dict] | None:
+        """The rows of a search's ``trials.csv`` (as ``log_trials_table`` wrote them), or None."""
+        text = self.read_text(run_id, "trials.csv")
+        return None if text is None else list(csv.DictReader(io.StringIO(text)))
+
     def finish(self, metrics: dict[str, float], tags: dict, status: str = "FINISHED") -> None:
         now = int(time.time() * 1000)
         self.client.log_batch(

@@ -8,8 +8,6 @@ Insight-1 probes of stages the prior settles (its top trials agree on the stage'
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 
 from components.errors import ConfigError
@@ -49,10 +47,6 @@ class WarmStart:
         if self.guidelines:
             lines += ["Its latest guidelines:", self.guidelines[-1].strip()]
         return "\n".join(lines)
-
-
-def read_trials_csv(text: str) -> list[dict]:
-    return list(csv.DictReader(io.StringIO(text)))
 
 
 def top_allocations(
@@ -136,4 +130,4 @@ class WarmStartSearcher:
             self.inner.observe(own)
 
 
-__all__ = ["WarmStart", "WarmStartSearcher", "read_trials_csv", "top_allocations"]
+__all__ = ["WarmStart", "WarmStartSearcher", "top_allocations"]

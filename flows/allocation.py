@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from components.errors import ConfigError
 from components.space import Allocation, SearchSpace
-from flows.runs import SearchRun, find_search
+from flows.runs import ArchivedSearch, find_search
 
 HOW = (
     "give allocation.STAGE=MODEL:S for every stage, allocation=best (best of run=last or run=<id>), "
@@ -32,7 +32,7 @@ def resolve_champion(cfg: dict, task: str) -> tuple[dict, str | None]:
     return champ.allocation, champ.run_id or None
 
 
-def resolve_allocation(cfg: dict, space: SearchSpace, task: str) -> tuple[Allocation, SearchRun | None, str]:
+def resolve_allocation(cfg: dict, space: SearchSpace, task: str) -> tuple[Allocation, ArchivedSearch | None, str]:
     """The allocation to use, the search it comes from (if any) and where it came from (for logs).
 
     Explicit stage overrides given together with ``run=`` replace those stages of the run's best.
@@ -42,7 +42,7 @@ def resolve_allocation(cfg: dict, space: SearchSpace, task: str) -> tuple[Alloca
     spec = cfg.get("allocation")
     ref = cfg.get("run")
     ref = None if ref in (None, "") else str(ref)
-    search: SearchRun | None = None
+    search: ArchivedSearch | None = None
     if isinstance(spec, str):
         if spec == "best":
             search = find_search(cfg, ref or "last", task)

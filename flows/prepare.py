@@ -18,7 +18,7 @@ from components.metrics import normalize_answer
 from components.space import Allocation
 from flows.allocation import resolve_allocation
 from flows.build import Context, build, load_data
-from flows.runs import SearchRun
+from flows.runs import ArchivedSearch
 
 SPLITS = ("test", "train")
 
@@ -29,7 +29,7 @@ class Plan:
 
     ctx: Context
     allocation: Allocation
-    search: SearchRun | None
+    search: ArchivedSearch | None
     source: str  # where the allocation came from, in words
     items: list[Item]
     split: str  # test | train | input (agenttts run)
@@ -39,18 +39,12 @@ def _key(it: Item) -> str:
     return normalize_answer(it.question)
 
 
-def search_train_items(search: SearchRun, cfg: dict) -> list[Item]:
+def search_train_items(search: ArchivedSearch, cfg: dict) -> list[Item]:
     """The train split the search scored on, rebuilt from the config it logged."""
-    from components.archive import Archive
-    from flows.runs import experiment_name
-
-    archive = Archive(cfg["mlflow"]["tracking_uri"], experiment_name(cfg, search.task))
-    try:
-        path = archive.client.download_artifacts(search.run_id, "config.yaml")
-    except Exception as exc:  # noqa: BLE001 - any store error means the split cannot be checked
-        raise ConfigError(f"run={search.run_id}: cannot read its config.yaml to check the split ({exc})") from None
-    with open(path) as fh:
-        scfg = yaml.safe_load(fh)
+    text = search.archive.read_text(search.run_id, "config.yaml")
+    if text is None:
+        raise ConfigError(f"run={search.run_id}: cannot read its config.yaml to check the split")
+    scfg = yaml.safe_load(text)
     try:
         train, _ = load_data(scfg)
     except DatasetError as exc:

@@ -6,27 +6,15 @@ through the Archive's client; no Prefect.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import tempfile
 from collections import Counter
-from pathlib import Path
 
-from components.archive import Archive
 from components.errors import ConfigError
-from flows.runs import SearchRun, find_search
+from flows.runs import ArchivedSearch, find_search
 
 TOP = 5
 GUIDELINE_LINES = 12
 SPARK = "▁▂▃▄▅▆▇█"
-
-
-def _artifact(archive: Archive, run_id: str, path: str, tmp: str) -> str | None:
-    try:
-        return Path(archive.client.download_artifacts(run_id, path, tmp)).read_text()
-    except Exception:  # noqa: BLE001 - an absent artifact is reported as absent
-        return None
 
 
 def sparkline(ys: list[float]) -> str:
@@ -47,8 +35,8 @@ def report_text(cfg: dict) -> str:
     ref = cfg.get("run")
     if ref in (None, ""):
         raise ConfigError("which search? give run=<id> or run=last")
-    s: SearchRun = find_search(cfg, str(ref), cfg["task"]["name"])
-    archive = Archive(cfg["mlflow"]["tracking_uri"], s.experiment)
+    s: ArchivedSearch = find_search(cfg, str(ref), cfg["task"]["name"])
+    archive = s.archive
     run, rid = s.run, s.run_id
     tags, m = run.data.tags, run.data.metrics
     lines = []
@@ -84,13 +72,11 @@ def report_text(cfg: dict) -> str:
         lines.append("")
         lines.append(f"best so far  {sparkline(curve)}")
         lines.append("  " + "  ".join(f"#{i}:{curve[i - 1]:.3f}" for i in marks))
-    with tempfile.TemporaryDirectory() as tmp:
-        table = _artifact(archive, rid, "trials.csv", tmp)
-        trace = _artifact(archive, rid, "decision_trace.jsonl", tmp)
-        guide_paths = sorted(a.path for a in archive.client.list_artifacts(rid, "guidelines"))
-        guide = _artifact(archive, rid, guide_paths[-1], tmp) if guide_paths else None
-    if table:
-        rows = list(csv.DictReader(io.StringIO(table)))
+    rows = archive.read_trials_table(rid)
+    trace = archive.read_text(rid, "decision_trace.jsonl")
+    guide_paths = sorted(a.path for a in archive.client.list_artifacts(rid, "guidelines"))
+    guide = archive.read_text(rid, guide_paths[-1]) if guide_paths else None
+    if rows:
         rows.sort(key=lambda r: (-float(r["score"]), float(r["cost/units"]), int(r["trial"])))
         lines.append("")
         lines.append(f"top {min(TOP, len(rows))} of {len(rows)} trials:")

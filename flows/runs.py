@@ -17,13 +17,14 @@ from components.errors import ConfigError
 
 
 @dataclass
-class SearchRun:
+class ArchivedSearch:
     """A finished search read back from the archive."""
 
     run: Run
     experiment: str
     best_allocation: dict  # {stage: {model, samples}}, as logged in best_allocation.yaml
     best_score: float | None
+    archive: Archive  # the archive it was read from (reuse it to read more of the run)
 
     @property
     def run_id(self) -> str:
@@ -38,7 +39,7 @@ def experiment_name(cfg: dict, task: str) -> str:
     return cfg["mlflow"].get("experiment") or f"agenttts-{task}"
 
 
-def find_search(cfg: dict, ref: str, task: str) -> SearchRun:
+def find_search(cfg: dict, ref: str, task: str) -> ArchivedSearch:
     """The search ``ref`` (``last`` = the newest finished search of ``task``, or a run id).
 
     Raises ConfigError with the reason when there is no such finished search, or when it belongs to
@@ -70,10 +71,8 @@ def find_search(cfg: dict, ref: str, task: str) -> SearchRun:
     run_task = run.data.tags.get("task")
     if run_task != task:
         raise ConfigError(f"run={run.info.run_id} is a search of task {run_task!r}, not of task {task!r}")
-    text = client.download_artifacts(run.info.run_id, "best_allocation.yaml")
-    with open(text) as fh:
-        best = yaml.safe_load(fh) or {}
-    return SearchRun(run, exp, best.get("allocation") or {}, run.data.metrics.get("best_score"))
+    best = yaml.safe_load(archive.read_text(run.info.run_id, "best_allocation.yaml") or "") or {}
+    return ArchivedSearch(run, exp, best.get("allocation") or {}, run.data.metrics.get("best_score"), archive)
 
 
-__all__ = ["SearchRun", "experiment_name", "find_search"]
+__all__ = ["ArchivedSearch", "experiment_name", "find_search"]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,9 +28,8 @@ class SweepSearch:
     best_allocation: str
 
 
-def _read(archive: Archive, run, label: str, tmp: str) -> SweepSearch:
-    text = Path(archive.client.download_artifacts(run.info.run_id, "trials.csv", tmp)).read_text()
-    rows = list(csv.DictReader(io.StringIO(text)))
+def _read(archive: Archive, run, label: str) -> SweepSearch:
+    rows = archive.read_trials_table(run.info.run_id) or []
     n = float(run.data.params.get("data.train_size", 1))
     return SweepSearch(
         run.info.run_id,
@@ -65,10 +63,7 @@ def finish_sweep(cfgs: list[dict], sweep_id: str, swept: list[str], out_dir: str
     for c in cfgs:
         ov = dict(o.lstrip("+").split("=", 1) for o in c.get("cli_overrides", []) if "=" in o)
         labels[c["sweep_index"]] = " ".join(f"{k}={ov.get(k)}" for k in swept) or f"job {c['sweep_index'] + 1}"
-    with tempfile.TemporaryDirectory() as tmp:
-        searches = [
-            _read(archive, r, labels.get(int(r.data.tags.get("sweep_index", -1)), r.info.run_id), tmp) for r in runs
-        ]
+    searches = [_read(archive, r, labels.get(int(r.data.tags.get("sweep_index", -1)), r.info.run_id)) for r in runs]
     if not searches:
         return None
     sim = any(r.data.tags.get("simulated") == "true" for r in runs)

@@ -7,11 +7,10 @@ finished search, else starts cold (so a nightly schedule can begin on an empty a
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from components.errors import ConfigError
-from components.warm import WarmStart, read_trials_csv, top_allocations
+from components.warm import WarmStart, top_allocations
 from flows.runs import find_search
 
 
@@ -45,28 +44,17 @@ def resolve_warm_start(cfg: dict, ctx, progress=print) -> WarmStart | None:
         found = find_search(cfg, ref, task)
     except ConfigError as e:
         raise ConfigError(f"warm_start={ref}: {e}") from None
-    client = found_client(cfg, found.experiment)
+    archive = found.archive
     k = int(cfg.get("warm_start_k", 4))
     if k < 1:
         raise ConfigError(f"warm_start_k must be >= 1, got {k}")
-    with tempfile.TemporaryDirectory() as d:
-        try:
-            text = Path(client.download_artifacts(found.run_id, "trials.csv", d)).read_text()
-        except Exception:
-            raise ConfigError(f"warm_start={ref}: search {found.run_id} has no trials.csv artifact") from None
-        guidelines = []
-        names = sorted(a.path for a in client.list_artifacts(found.run_id, "guidelines"))
-        for path in names:
-            if Path(path).name.startswith("round_"):
-                guidelines.append(Path(client.download_artifacts(found.run_id, path, d)).read_text())
-    allocs, scores, notes = top_allocations(read_trials_csv(text), ctx.space, k, found.run_id)
+    rows = archive.read_trials_table(found.run_id)
+    if rows is None:
+        raise ConfigError(f"warm_start={ref}: search {found.run_id} has no trials.csv artifact")
+    names = sorted(a.path for a in archive.client.list_artifacts(found.run_id, "guidelines"))
+    guidelines = [archive.read_text(found.run_id, p) or "" for p in names if Path(p).name.startswith("round_")]
+    allocs, scores, notes = top_allocations(rows, ctx.space, k, found.run_id)
     return WarmStart(found.run_id, allocs, scores, guidelines, notes)
-
-
-def found_client(cfg: dict, experiment: str):
-    from components.archive import Archive
-
-    return Archive(cfg["mlflow"]["tracking_uri"], experiment).client
 
 
 __all__ = ["resolve_warm_start"]
