@@ -17,18 +17,11 @@ HOW = (
 
 
 def resolve_champion(cfg: dict, task: str) -> tuple[dict, str | None]:
-    """The champion allocation of ``task`` as ``({stage: {model, samples}}, search run id or None)``.
+    """The champion allocation of ``task`` (``models:/<task>-allocation@champion``) as
+    ``({stage: {model, samples}}, search run id or None)``; ConfigError when the task has none."""
+    from flows.champion import champion_allocation  # imports MLflow: only when a champion is asked for
 
-    Read from the champion registry (``models:/<task>-allocation@champion``, ``flows.champion``, issue 6
-    part B) when it is part of the build; without it, ``allocation=champion`` stops with a message.
-    """
-    try:
-        from flows.champion import champion_allocation
-    except ImportError:
-        raise ConfigError(
-            f"allocation=champion: no champion for task {task!r} (the champion registry is not part of this build)"
-        ) from None
-    champ = champion_allocation(cfg, task)  # ConfigError when the task has no champion
+    champ = champion_allocation(cfg, task)
     return champ.allocation, champ.run_id or None
 
 
