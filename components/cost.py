@@ -27,6 +27,16 @@ UNIT_OFFSET = 2.0
 BUDGET_KINDS = ("units", "flops", "usd")
 
 
+def flops_to_units(sample_flops: float, stages: int = 1, fuser_flops: float = 0.0) -> float:
+    """Budget units of ``sample_flops`` spent over ``stages`` stages (each pays the "− 2" once); a
+    fuser's FLOPs count without offset.
+
+    >>> flops_to_units(FLOPS_PER_UNIT * 10, stages=2)
+    6.0
+    """
+    return (sample_flops + fuser_flops) / FLOPS_PER_UNIT - UNIT_OFFSET * stages
+
+
 @dataclass(frozen=True)
 class StageCost:
     """Cost of one stage of an allocation, per question."""
@@ -98,7 +108,7 @@ def units(
     >>> round(units(7e9, 2048, 128, 1)), round(units(70e9, 256, 64, 1))
     (77, 115)
     """
-    return flops(params, prompt_tokens, output_tokens, samples, prefix_sharing) / FLOPS_PER_UNIT - UNIT_OFFSET
+    return flops_to_units(flops(params, prompt_tokens, output_tokens, samples, prefix_sharing))
 
 
 class CostModel:
@@ -131,7 +141,7 @@ class CostModel:
         price = m.price_per_mtok
         usd = None if price is None else price * (np_ + samples * nd) / 1e6
         fusd = None if price is None else (price * (np_ + samples * nd + nd) / 1e6 if fused else 0.0)
-        return StageCost(stage, model, samples, f, f / FLOPS_PER_UNIT - UNIT_OFFSET, usd, ff, ff / FLOPS_PER_UNIT, fusd)
+        return StageCost(stage, model, samples, f, flops_to_units(f), usd, ff, flops_to_units(0.0, 0, ff), fusd)
 
     def cost(self, allocation) -> AllocationCost:
         """Cost of an allocation per question."""

@@ -16,7 +16,7 @@ from prefect import flow
 from prefect.utilities.annotations import quote
 
 from components.archive import Archive, trial_metrics
-from components.cost import FLOPS_PER_UNIT, UNIT_OFFSET
+from components.cost import flops_to_units
 from components.parsers import PARSERS
 from components.pipeline import TrialResult
 from flows.prepare import Plan, prepare_evaluate, prepare_run
@@ -53,7 +53,7 @@ def apply_allocation(plan: Plan) -> Applied:
     count_fusion = ctx.space.cost_model.count_fusion
     rows = []
     for it, out, sc, (sf, ff) in zip(plan.items, r.outputs, r.item_scores, env.item_flops(rnd, a)):
-        units = sf / FLOPS_PER_UNIT - UNIT_OFFSET * n_stages + (ff / FLOPS_PER_UNIT if count_fusion else 0.0)
+        units = flops_to_units(sf, n_stages, ff if count_fusion else 0.0)
         row = {"id": it.id, "question": it.question, "prediction": parse(out), "output": out}
         row.update({ctx.task.metric: sc, "gold": it.answers[0] if it.answers else None})
         row.update(flops=sf + ff, flops_sampling=sf, flops_fuser=ff, units=units, units_planned=r.cost.units)
