@@ -17,8 +17,10 @@ How it proposes (candidates in this order, duplicates and over-budget ones skipp
 3. Insight 3 (budget balance): move budget between stages: give one stage fewer samples (or a
    smaller model at the same cost) and spend what is freed on another stage's samples.
 4. Exploration when results stall (no improvement in the last round): models not yet tried at the
-   best trial's stage budget, crossover of the two best trials, neighbours of the runner-up, and
-   seeded random feasible allocations.
+   best trial's stage budget, crossover of the two best trials, neighbours of the runner-up, the
+   moves above around the next-best trials, and only then seeded random feasible allocations.
+
+The moves start from the best trial; among equal scores, the one that spends the most budget.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from components.reasoners.base import AgentView, Reply
 from components.space import Allocation, SearchSpace
 
 COARSE = (1, 3, 6, 15, 40, 100)  # ×2.5 steps: ×3 (1, 3, 10, 30, 100) and ×2 both measured worse over all scenarios
+TOP_TRIALS = 6  # exploration searches around the best trials up to this rank before any random allocation
 RUNNER_UP_TRIES = 4  # trials of a runner-up model before it must come within noise of the best
 LADDER = (1, 2, 3, 5, 7, 10, 14, 20, 30, 45, 65, 100)
 
@@ -111,6 +114,14 @@ class RulesReasoner:
                 top = max(v for _, v in probes)
                 out[stage.name] = {m for m, v in probes if v < top - 2 * self.noise(view)}
         return out
+
+    @staticmethod
+    def anchor_trial(view: AgentView):
+        """The trial the moves start from: the best; among equal scores the one spending the most budget
+        (Insight 3: on a plateau, the costlier allocation still has the joint moves the optimum needs,
+        while drifting to the cheapest tie walks away from the budget line)."""
+        ok = [r for r in view.history if r.status == "ok"]
+        return max(ok, key=lambda r: (r.score, r.cost.units), default=None)
 
     def curve(self, view: AgentView, anchor: Allocation, stage: str) -> dict[int, float]:
         """Scores of trials equal to ``anchor`` except for ``stage``'s sample count."""
@@ -326,9 +337,30 @@ class RulesReasoner:
         return out
 
     def _explore(self, view: AgentView, anchor: Allocation, rng: np.random.Generator) -> list[_Candidate]:
+        space = view.space
+        out = self._swap(view, anchor)
+        ranked = sorted(view.history, key=lambda r: (-r.score, r.cost.units))
+        if len(ranked) >= 2:
+            a, b = ranked[0].allocation, ranked[1].allocation
+            for st, m, n in b.choices:
+                c = a.replace(st, model=m, samples=n)
+                out.append(_Candidate(c, "explore", f"crossover: the best trial with {st} from the runner-up"))
+            out += [_Candidate(x, "explore", "mutation: a neighbour of the runner-up") for x in space.neighbours(b)]
+        # before anything random, the structured moves around the next-best trials: the score is noisy,
+        # so the optimum often sits next to a trial that ranked second to fifth, not next to the best
+        for r in ranked[1:TOP_TRIALS]:
+            b = r.allocation
+            moves = [self._trade(view, b), self._rebalance(view, b), self._swap(view, b), self._ladder(view, b)]
+            out += [c for group in itertools.zip_longest(*moves) for c in group if c is not None]
+            out += [_Candidate(x, "explore", "mutation: a neighbour of a top trial") for x in space.neighbours(b)]
+        out += [_Candidate(x, "explore", "random feasible allocation") for x in space.sample(rng, max(4, view.k))]
+        return out
+
+    def _swap(self, view: AgentView, anchor: Allocation) -> list[_Candidate]:
+        """Insight 1 revisited: each stage's other models at the anchor's stage budget (lost probes excepted)."""
         space, out = view.space, []
         lost = self.ruled_out(view)
-        for stage in space.stages:  # other models at the best trial's stage budget
+        for stage in space.stages:
             model, s = anchor[stage.name]
             budget = space.stage_cost(stage.name, model, s)
             for m in stage.models:
@@ -342,14 +374,6 @@ class RulesReasoner:
                                 f"mutation: {m.name} on {stage.name} at the same stage budget",
                             )
                         )
-        ranked = sorted(view.history, key=lambda r: (-r.score, r.cost.units))
-        if len(ranked) >= 2:
-            a, b = ranked[0].allocation, ranked[1].allocation
-            for st, m, n in b.choices:
-                c = a.replace(st, model=m, samples=n)
-                out.append(_Candidate(c, "explore", f"crossover: the best trial with {st} from the runner-up"))
-            out += [_Candidate(x, "explore", "mutation: a neighbour of the runner-up") for x in space.neighbours(b)]
-        out += [_Candidate(x, "explore", "random feasible allocation") for x in space.sample(rng, max(4, view.k))]
         return out
 
     def _cheap_anchor(self, view: AgentView, best) -> Allocation | None:
@@ -369,7 +393,7 @@ class RulesReasoner:
 
     def candidates(self, view: AgentView) -> list[_Candidate]:
         """All candidates in priority order (the JSON answer keeps the first k new feasible ones)."""
-        best = best_trial(view.history)
+        best = self.anchor_trial(view)
         if best is None:
             return [_Candidate(a, "1", f"probe of stage {st}") for a, st in view.probes.items()]
         anchor = best.allocation
