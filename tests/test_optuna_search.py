@@ -15,7 +15,7 @@ from flows.build import build, make_searcher
 from flows.cli import compose, main
 
 CLASSES = [TPESearcher, GPSearcher]
-# GP asks take ~0.5-1 s each on the 2wiki space (2 busy cores), TPE asks ~3 ms
+# GP asks take ~0.1-0.3 s each on the 2wiki space (2 busy cores, our fast settings), TPE asks ~3 ms
 TRIALS = {TPESearcher: 24, GPSearcher: 12}
 
 
@@ -99,6 +99,69 @@ def test_same_seed_same_proposals(cls, ctx, env):
     n = 8 if cls is GPSearcher else TRIALS[cls]  # a prefix: the loop is deterministic round by round
     _, _, again = run(cls, ctx, env, n)
     assert again == first[: n // 4]
+
+
+def test_gp_speed_settings_reach_the_sampler():
+    optuna_default = mod.optuna.samplers.GPSampler()
+    sampler = make_searcher(compose(["searcher=optuna_gp"])).make_sampler()  # conf/searcher/optuna_gp.yaml
+    assert (sampler._n_local_search, sampler._n_preliminary_samples) == (3, 512)
+    assert sampler._n_qmc_samples_qei == optuna_default._n_qmc_samples_qei  # null: Optuna's own
+    s = make_searcher(
+        compose(
+            [
+                "searcher=optuna_gp",
+                "searcher.n_local_search=5",
+                "searcher.n_preliminary_samples=64",
+                "searcher.n_qmc_samples=32",
+                "searcher.bypass_device_context=false",
+            ]
+        )
+    )
+    sampler = s.make_sampler()
+    assert (sampler._n_local_search, sampler._n_preliminary_samples, sampler._n_qmc_samples_qei) == (5, 64, 32)
+    assert s.bypass_device_context is False and isinstance(sampler, mod.optuna.samplers.GPSampler)
+    nulls = ["searcher.n_local_search=null", "searcher.n_preliminary_samples=null"]
+    sampler = make_searcher(compose(["searcher=optuna_gp", *nulls])).make_sampler()
+    assert (sampler._n_local_search, sampler._n_preliminary_samples) == (
+        optuna_default._n_local_search,
+        optuna_default._n_preliminary_samples,
+    )
+    with pytest.raises(ConfigError, match="must be >= 1 or null"):
+        GPSearcher(n_local_search=0)
+
+
+@pytest.fixture
+def device_modes(monkeypatch):
+    """Torch function modes in force while Optuna's GP runs (one entry per model-based ask)."""
+    import torch.overrides
+
+    seen, real = [], mod.optuna.samplers.GPSampler._sample_relative_impl
+
+    def spy(self, *args, **kwargs):
+        seen.append([type(m).__name__ for m in torch.overrides._get_current_function_mode_stack()])
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(mod.optuna.samplers.GPSampler, "_sample_relative_impl", spy)
+    return seen
+
+
+def test_gp_device_context_bypass_gives_optunas_proposals(ctx, env, device_modes):
+    _, _, bypassed = cached_run(GPSearcher, ctx, env)  # bypass_device_context=True by default
+    device_modes.clear()
+    _, _, guarded = run(GPSearcher, ctx, env, 8, bypass_device_context=False)
+    assert guarded == bypassed[:2]  # same seed: the same proposals with and without Optuna's guard
+    assert device_modes and all(m == ["DeviceContext"] for m in device_modes)  # Optuna's guard, kept
+    device_modes.clear()
+    run(GPSearcher, ctx, env, 8)
+    assert device_modes and all(m == [] for m in device_modes)  # bypassed: no per-op interception
+
+
+def test_gp_keeps_optunas_guard_when_a_default_device_is_set(ctx, env, device_modes):
+    import torch
+
+    with torch.device("cpu"):  # a default device set outside: Optuna's guard stays
+        run(GPSearcher, ctx, env, 8)
+    assert device_modes and all(m and set(m) == {"DeviceContext"} for m in device_modes)  # not popped
 
 
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.name)
