@@ -52,6 +52,36 @@ def id_vote_merge(samples: Sequence[str]) -> str:
     return format_ids([i for i, _ in votes.most_common(k)])
 
 
+def id_vote_prefixes(samples: Sequence[str], sizes: Sequence[int]) -> list[str]:
+    """``[id_vote_merge(samples[:n]) for n in sizes]`` in one pass over the samples (the grid oracle
+    fuses every prefix of a stream); the votes grow one sample at a time, in the same order.
+
+    >>> id_vote_prefixes(["[1] [2]", "[2] [3]", "[2] [1]"], [1, 3])
+    ['Selected references: [1] [2]', 'Selected references: [1] [2]']
+    """
+    want = sorted(set(sizes))
+    if not want:
+        return []
+    if not 1 <= want[0] <= want[-1] <= len(samples):
+        raise ValueError(f"prefix sizes {want[0]}..{want[-1]} outside 1..{len(samples)} samples")
+    lengths: Counter = Counter()
+    votes: Counter = Counter()
+    done, k = {}, 0
+    for n, text in enumerate(samples[: want[-1]], 1):
+        p = parse_ids(text)
+        if p:
+            lengths[len(p)] += 1
+            votes.update(p)
+        if want[k] == n:
+            k += 1
+            if not lengths:
+                done[n] = format_ids([1])
+            else:
+                top = lengths.most_common(1)[0][0]
+                done[n] = format_ids([i for i, _ in votes.most_common(top)])
+    return [done[n] for n in sizes]
+
+
 def majority_vote(samples: Sequence[str], parse: Callable[[str], str]) -> str:
     """Return the first sample whose normalized answer is the most common one.
 

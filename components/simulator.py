@@ -64,6 +64,14 @@ def _seed(*parts: object) -> int:
     return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little")
 
 
+def _hasher(*parts: object):
+    """The blake2b state of :func:`_seed` after ``parts`` and one more separator: updating it with a
+    last part's text and taking the digest gives ``_seed(*parts, last)``."""
+    h = hashlib.blake2b(digest_size=8)
+    h.update(("\x1f".join(str(p) for p in parts) + "\x1f").encode("utf-8"))
+    return h
+
+
 def _rng(*parts: object) -> np.random.Generator:
     return np.random.default_rng(_seed(*parts))
 
@@ -270,27 +278,65 @@ class SimWorld:
             key = self._norm[text] = normalize_answer(parse_answer(text))
         return key
 
+    def fuse_prefixes(self, req: Request, sizes) -> list[str]:
+        """The fused text of the first n of ``req.candidates`` for each n of ``sizes`` (each >= 1):
+        equal to ``generate_one(replace(req, candidates=req.candidates[:n])).texts[0]``, in one pass
+        over the candidates (the grid oracle fuses every prefix of a stream)."""
+        if req.item is None:
+            raise ConfigError(f"the simulated backend needs the item of each request (stage '{req.stage}')")
+        stage = self.scenario.stage(req.stage)
+        return [text for text, _ in self._fusions(req, stage, stage.model(req.model), sizes)]
+
+    def _fusions(self, req: Request, stage: ScenarioStage, model: SimModel, sizes) -> list[tuple[str, float]]:
+        """(text, output-length draw) of the fusion of the first n candidates, for each n of ``sizes``.
+
+        The seed of n candidates hashes ``"\x1e".join(candidates[:n])``; the hash and the plurality
+        (ties: first seen) are built up one candidate at a time, so all prefixes cost one pass.
+        """
+        cands = req.candidates
+        want = sorted(set(sizes))
+        if want and not 1 <= want[0] <= want[-1] <= len(cands):
+            raise ConfigError(f"fusion prefix sizes {want[0]}..{want[-1]} outside 1..{len(cands)} candidates")
+        h = _hasher(self.seed, "fuse", req.item.id, stage.name, model.name)
+        select = stage.kind == "select"
+        first: dict[str, str] = {}  # normalized answer -> fused text, in first-seen order
+        counts: dict[str, int] = {}
+        order: dict[str, int] = {}
+        best = None
+        done: dict[int, tuple[str, float]] = {}
+        k = 0
+        for n, c in enumerate(cands[: want[-1] if want else 0], 1):
+            if n > 1:
+                h.update(b"\x1e")
+            h.update(c.encode("utf-8"))
+            if not select:
+                key = self._normalized(c)
+                if key not in first:
+                    first[key] = "Answer: " + parse_answer(c)
+                    order[key] = len(order)
+                counts[key] = counts.get(key, 0) + 1
+                if (
+                    best is None
+                    or counts[key] > counts[best]
+                    or (counts[key] == counts[best] and order[key] < order[best])
+                ):
+                    best = key
+            if k < len(want) and want[k] == n:
+                k += 1
+                u_ok, u_pick, u_len = np.random.default_rng(int.from_bytes(h.copy().digest(), "little")).random(3)
+                if select:  # the schema gives select stages id_vote; fuse like it, leniently
+                    text = id_vote_merge(cands[:n])
+                elif u_ok < 1.0 / (1.0 + model.behaviour.fusion_decay * (n - 1)):
+                    text = first[best]  # the plurality answer, first seen among equal counts
+                else:
+                    keys = list(first)
+                    text = first[keys[min(int(u_pick * len(keys)), len(keys) - 1)]]
+                done[n] = (text, float(u_len))
+        return [done[n] for n in sizes]
+
     def _fuse(self, req: Request, stage: ScenarioStage, model: SimModel) -> Generation:
-        cands = list(req.candidates)
-        n = len(cands)
-        r = _rng(self.seed, "fuse", req.item.id, stage.name, model.name, "\x1e".join(cands))
-        u_ok, u_pick, u_len = r.random(3)
-        if stage.kind == "select":  # the schema gives select stages id_vote; fuse like it, leniently
-            text = id_vote_merge(cands)
-        else:
-            first: dict[str, str] = {}
-            counts: dict[str, int] = {}
-            for c in cands:
-                k = self._normalized(c)
-                if k not in first:
-                    first[k] = "Answer: " + parse_answer(c)
-                counts[k] = counts.get(k, 0) + 1
-            keys = list(first)
-            if u_ok < 1.0 / (1.0 + model.behaviour.fusion_decay * (n - 1)):
-                best = max(keys, key=lambda k: counts[k])  # max keeps the first of equal counts
-            else:
-                best = keys[min(int(u_pick * len(keys)), len(keys) - 1)]
-            text = first[best]
+        n = len(req.candidates)
+        ((text, u_len),) = self._fusions(req, stage, model, [n])
         prompt = self._prompt_tokens(req, stage) + n * stage.output_tokens
         return Generation(
             texts=(text,), prompt_tokens=prompt, output_tokens=(int(round(stage.output_tokens * (0.5 + u_len))),)

@@ -2,8 +2,9 @@
 
 Searches run in-process (no per-trial Prefect tasks or MLflow child runs, so orchestration does not
 dominate), in parallel worker processes over (scenario, seed) jobs; each search is one MLflow run
-with its trials table as an artifact. The grid oracle is computed through the Environment and cached
-on disk; a scenario whose space is larger than ``bench.oracle_max_space`` gets no oracle columns.
+with its trials table as an artifact. The grid oracle is computed by ``components.oracle.grid_best``
+(every allocation scored exactly as the Environment scores it, stage prefixes shared) and cached on
+disk; a scenario whose space is larger than ``bench.oracle_max_space`` gets no oracle columns.
 Everything here runs on the simulator: every number is SIMULATED.
 """
 
@@ -96,6 +97,7 @@ def _job(job: dict) -> list[dict]:
     """One (scenario, seed): oracle, then every searcher. Runs in a worker process."""
     from components.bank import SampleBank
     from components.bench import SearchRun, run_search, timed
+    from components.oracle import grid_best
     from flows.build import build, make_searcher
 
     ov = job["overrides"]
@@ -108,9 +110,9 @@ def _job(job: dict) -> list[dict]:
             hit = json.loads(cache.read_text())
             oracle, oracle_alloc, oracle_s = hit["oracle"], hit["allocation"], hit["seconds"]
         else:
-            grid, oracle_s = timed(ctx.environment(bank=SampleBank(None)).evaluate, ctx.space.enumerate())
-            top = max(grid, key=lambda r: (r.score, -r.cost.units))
-            oracle, oracle_alloc = top.score, str(top.allocation)
+            # the grid evaluator scores every allocation as the Environment does (tests/test_oracle.py)
+            top, oracle_s = timed(grid_best, ctx.environment(bank=SampleBank(None)), ctx.space.enumerate())
+            oracle, oracle_alloc = top[1], str(top[0])
             cache.parent.mkdir(parents=True, exist_ok=True)
             cache.write_text(json.dumps({"oracle": oracle, "allocation": oracle_alloc, "seconds": oracle_s}))
     out = []
