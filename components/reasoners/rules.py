@@ -37,7 +37,7 @@ from components.space import Allocation, SearchSpace
 
 COARSE = (1, 3, 6, 15, 40, 100)  # ×2.5 steps: ×3 (1, 3, 10, 30, 100) and ×2 both measured worse over all scenarios
 TOP_TRIALS = 6  # exploration searches around the best trials up to this rank before any random allocation
-RUNNER_UP_TRIES = 4  # trials of a runner-up model before it must come within noise of the best
+RUNNER_UP_TRIES = 2  # trials of a runner-up model before it must come within noise of the best (4 spent too many trials on it)
 LADDER = (1, 2, 3, 5, 7, 10, 14, 20, 30, 45, 65, 100)
 
 
