@@ -37,7 +37,9 @@ from components.space import Allocation, SearchSpace
 
 COARSE = (1, 3, 6, 15, 40, 100)  # ×2.5 steps: ×3 (1, 3, 10, 30, 100) and ×2 both measured worse over all scenarios
 TOP_TRIALS = 6  # exploration searches around the best trials up to this rank before any random allocation
-RUNNER_UP_TRIES = 2  # trials of a runner-up model before it must come within noise of the best (4 spent too many trials on it)
+RUNNER_UP_TRIES = (
+    2  # trials of a runner-up model before it must come within noise of the best (4 spent too many trials on it)
+)
 LADDER = (1, 2, 3, 5, 7, 10, 14, 20, 30, 45, 65, 100)
 
 
@@ -160,12 +162,33 @@ class RulesReasoner:
                 ]
             choice.append((stage.name, model, probe_samples[0] if probe_samples else 1))
         a = Allocation(tuple(choice))
-        a = self._fit(view.space, a)
-        return (
-            [_Candidate(a, "1", "combine the preferred model of every stage (Insight 1), samples fitted to the budget")]
-            if a
-            else []
-        )
+        fitted = self._fit(view.space, a)
+        if fitted:
+            return [
+                _Candidate(
+                    fitted, "1", "combine the preferred model of every stage (Insight 1), samples fitted to the budget"
+                )
+            ]
+        # the preferred models do not fit together even at one sample each: per stage, its next smaller
+        # model with the samples the rest of the budget buys (Insight 3: one stage yields to the others)
+        out = []
+        for stage in view.space.stages:
+            smaller = [m for m in stage.models if m.params < stage.model(a[stage.name][0]).params]
+            if not smaller:
+                continue
+            m = max(smaller, key=lambda m: m.params).name
+            room = self._room(view.space, a, stage.name, m)
+            if room >= stage.min_samples:
+                b = self._fit(view.space, a.replace(stage.name, model=m, samples=room))
+                if b:
+                    out.append(
+                        _Candidate(
+                            b,
+                            "1",
+                            f"the preferred models do not fit together: {stage.name} yields to {m} with the rest of the budget",
+                        )
+                    )
+        return out
 
     def _fit(self, space: SearchSpace, a: Allocation) -> Allocation | None:
         """Shrink the most expensive stage's samples until the allocation fits (Insight 3's priority)."""
