@@ -3,9 +3,9 @@
     python scripts/bench_agent.py [--seeds 10] [--trials 50] [--scenarios 2wiki hotpotqa gsm8k] [--jobs 2]
 
 For every public scenario and seed s (the simulated world seed and the data seed are both s, so each
-seed is a different objective), the grid oracle is computed by evaluating every feasible allocation
-through the Environment; then each searcher runs `trials` trials through the same Environment and
-sample bank. Reported per scenario: median trials until the best-so-far is within one question of
+seed is a different objective), the grid oracle is computed by scoring every feasible allocation
+with components/oracle.py (exactly the Environment's scores); then each searcher runs `trials`
+trials through the same Environment and sample bank. Reported per scenario: median trials until the best-so-far is within one question of
 the oracle (>= oracle - 1/N, N train questions), and until it reaches the oracle; "-" = not within
 the trials (counted as trials+1 in medians, so medians are conservative for the loser).
 All numbers are SIMULATED (backend=sim).
@@ -31,16 +31,16 @@ SCENARIO_TASK = {
 def run_one(job: tuple[str, int, int, list[str]]) -> list[dict]:
     scenario, seed, trials, searchers = job
     from components.bank import SampleBank
+    from components.oracle import grid_best
     from flows.build import build, make_searcher
     from flows.cli import compose
 
     overrides = [*SCENARIO_TASK[scenario], f"scenario.seed={seed}", f"data.seed={seed}"]
     ctx = build(compose(overrides))
     n = len(ctx.train)
-    env = ctx.environment(bank=SampleBank(None))  # one bank shared by the oracle and every searcher
+    env = ctx.environment(bank=SampleBank(None))  # one bank shared by every searcher
     t = time.perf_counter()
-    grid = env.evaluate(ctx.space.enumerate())
-    oracle = max(r.score for r in grid)
+    _, oracle, _ = grid_best(env, ctx.space.enumerate())  # exactly the Environment's scores (tests/test_oracle.py)
     grid_s = time.perf_counter() - t
     rows = []
     for name in searchers:
