@@ -235,7 +235,52 @@ def summarize(rows: list[dict], trials: int) -> str:
                     diff = "- (no oracle)"
                 ge = sum(float(ag[x]["best_train"]) >= float(ot[x]["best_train"]) - 1e-9 for x in seeds)
                 lines.append(f"| {s} | {n} | {diff} | {ge}/{len(seeds)} ({100 * ge / len(seeds):.0f}%) |")
+        lines += targets(rows, trials, scen, names)
     return "\n".join(lines) + "\n"
+
+
+def targets(rows: list[dict], trials: int, scen: list[str], names: list[str]) -> list[str]:
+    """Issue 4's targets per scenario: the agent's median trials to near (<= 12?), how many times sooner
+    than the best other searcher (>= 3x?), and the lowest share of seeds, over the other searchers, in
+    which the agent's final best is at least theirs (>= 90%?)."""
+    cap = trials + 1
+    num = lambda v: cap if v in ("", None) else float(v)  # noqa: E731
+    show = lambda v: f">{trials}" if v > trials else f"{v:g}"  # noqa: E731
+    out = [
+        "",
+        "Issue 4's targets (agenttts against the best of the others; a median of >"
+        f"{trials} counts as {cap}, so a ratio against it is a lower bound):",
+        "",
+        "| scenario | agent: median trials to near | ≤ 12 | best other (median) | other ÷ agent | ≥ 3× | agent ≥ other's final best, worst case | ≥ 90% |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for s in scen:
+        ag = {r["seed"]: r for r in rows if r["scenario"] == s and r["searcher"] == "agenttts"}
+        if not ag or next(iter(ag.values()))["oracle_train"] == "":
+            continue
+        a = statistics.median(num(r["trials_to_near"]) for r in ag.values())
+        others, shares = [], []
+        for n in names:
+            if n == "agenttts":
+                continue
+            ot = {r["seed"]: r for r in rows if r["scenario"] == s and r["searcher"] == n}
+            seeds = sorted(set(ag) & set(ot))
+            if not seeds:
+                continue
+            others.append((statistics.median(num(ot[x]["trials_to_near"]) for x in seeds), n))
+            ge = sum(float(ag[x]["best_train"]) >= float(ot[x]["best_train"]) - 1e-9 for x in seeds)
+            shares.append((ge / len(seeds), n))
+        if not others:
+            continue
+        best_m, best_n = min(others)
+        ratio = best_m / a
+        worst, worst_n = min(shares)
+        yes = lambda ok: "yes" if ok else "no"  # noqa: E731
+        out.append(
+            f"| {s} | {show(a)} | {yes(a <= 12)} | {best_n} ({show(best_m)}) | {ratio:.1f}× | {yes(ratio >= 3)} "
+            f"| {100 * worst:.0f}% ({worst_n}) | {yes(worst >= 0.9)} |"
+        )
+    return out
 
 
 def plot(results: list[dict], out: Path) -> list[Path]:

@@ -55,6 +55,8 @@ def test_summary_counts_misses_as_beyond_the_budget():
     assert "| s | agenttts | 1 | 4 | 1/1 | 9 |" in text
     assert "| s | random | 1 | >50 | 0/1 | >50 |" in text
     assert "| s | random | +47 [+47, +47] | 1/1 (100%) |" in text
+    # the targets table: 4 trials (<= 12), random's >50 counts as 51 -> 12.8x, final best 100% of seeds
+    assert "| s | 4 | yes | random (>50) | 12.8× | yes | 100% (random) | yes |" in text
 
 
 @pytest.mark.slow
