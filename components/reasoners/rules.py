@@ -10,7 +10,8 @@ How it proposes (candidates in this order, duplicates and over-budget ones skipp
 
 1. Insight 1 (model choice): per stage, compare the probes run at equal stage budget; keep the
    large model only if it is better by more than the noise of the train set (two questions),
-   else prefer the smaller one. Right after the probes, combine the preferred models.
+   else prefer the smaller one. Right after the probes, combine the preferred models (and, when
+   they differ, the best-scoring probe models too: the probes are noisy).
 2. Insight 2 (sample count): around the best trial so far, walk each stage's sample count along a
    geometric ladder towards its plateau: step up while the score still rises, down when the best
    is the lowest count tried, then bisect between the best count and its better neighbour.
@@ -73,6 +74,19 @@ class RulesReasoner:
     def noise(view: AgentView) -> float:
         """Score differences below two questions are not significant on the train set."""
         return 2.0 / max(1, view.n_questions)
+
+    def top_models(self, view: AgentView) -> dict[str, tuple[str, str]]:
+        """Per probed stage, the model of its best-scoring probe (ties: the smaller)."""
+        by_alloc = {r.allocation: r for r in view.history}
+        out = {}
+        for stage in view.space.stages:
+            probes = [(a, by_alloc[a]) for a, st in view.probes.items() if st == stage.name and a in by_alloc]
+            if probes:
+                a, _ = max(probes, key=lambda ar: (ar[1].score, -stage.model(ar[0][stage.name][0]).params))
+                out[stage.name] = (a[stage.name][0], "the best-scoring probe")
+            elif stage.name in view.prior:
+                out[stage.name] = view.prior[stage.name]
+        return out
 
     def preferred_models(self, view: AgentView) -> dict[str, tuple[str, str]]:
         """Insight 1: per stage, the model to explore and why, from the probes."""
@@ -141,7 +155,12 @@ class RulesReasoner:
         return space.max_samples(next(s for s in space.stages if s.name == stage), model, space.budget.value - others)
 
     # -- candidate generators --------------------------------------------------------------------
-    def _combine_preferred(self, view: AgentView, prefs: dict) -> list[_Candidate]:
+    def _combine_preferred(
+        self,
+        view: AgentView,
+        prefs: dict,
+        why: str = "combine the preferred model of every stage (Insight 1), samples fitted to the budget",
+    ) -> list[_Candidate]:
         """Right after the probes: every stage on its preferred model, samples fitted to the budget."""
         by_alloc = {r.allocation: r for r in view.history}
         choice = []
@@ -164,11 +183,7 @@ class RulesReasoner:
         a = Allocation(tuple(choice))
         fitted = self._fit(view.space, a)
         if fitted:
-            return [
-                _Candidate(
-                    fitted, "1", "combine the preferred model of every stage (Insight 1), samples fitted to the budget"
-                )
-            ]
+            return [_Candidate(fitted, "1", why)]
         # the preferred models do not fit together even at one sample each: per stage, its next smaller
         # model with the samples the rest of the budget buys (Insight 3: one stage yields to the others)
         out = []
@@ -423,6 +438,13 @@ class RulesReasoner:
         rng = np.random.default_rng([view.seed, len(view.history)])
         prefs = self.preferred_models(view)
         first = self._combine_preferred(view, prefs) if view.round == 1 else []
+        if view.round == 1:
+            # the probes' noise can hide which model a stage prefers: when the smallest model within
+            # noise and the best-scoring one differ, both combinations are tried
+            top = self.top_models(view)
+            if {st: m for st, (m, _) in top.items()} != {st: m for st, (m, _) in prefs.items()}:
+                why = "combine the best-scoring probe model of every stage (Insight 1), samples fitted to the budget"
+                first = first[:1] + self._combine_preferred(view, top, why)[:1] + first[1:]
         ladder, rebalance = self._ladder(view, anchor), self._rebalance(view, anchor)
         runner_up = self._runner_up(view, anchor)
         explore = self._explore(view, anchor, rng)
