@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -28,6 +29,14 @@ def model_list(ids: list[str]) -> dict:
 
 
 NOT_FOUND = (404, {"error": {"message": "Not Found"}})
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """Client-side timeouts (tested on purpose) close connections mid-reply: not worth a traceback."""
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class ChatServer:
@@ -59,7 +68,7 @@ class ChatServer:
                 n = int(self.headers.get("Content-Length") or 0)
                 self._reply("POST", json.loads(self.rfile.read(n) or b"{}"))
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self.thread.start()
