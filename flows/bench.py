@@ -218,14 +218,7 @@ def summarize(rows: list[dict], trials: int) -> str:
             "|---|---|---|---|",
         ]
         for s in scen:
-            ag = {r["seed"]: r for r in rows if r["scenario"] == s and r["searcher"] == "agenttts"}
-            for n in names:
-                if n == "agenttts":
-                    continue
-                ot = {r["seed"]: r for r in rows if r["scenario"] == s and r["searcher"] == n}
-                seeds = sorted(set(ag) & set(ot))
-                if not seeds:
-                    continue
+            for n, ag, ot, seeds in _pairs(rows, s, names):
                 if ag[seeds[0]]["oracle_train"] != "":
                     m, lo, hi = paired_bootstrap(
                         [num(ot[x]["trials_to_near"]) for x in seeds], [num(ag[x]["trials_to_near"]) for x in seeds]
@@ -233,10 +226,27 @@ def summarize(rows: list[dict], trials: int) -> str:
                     diff = f"{m:+g} [{lo:+g}, {hi:+g}]"
                 else:
                     diff = "- (no oracle)"
-                ge = sum(float(ag[x]["best_train"]) >= float(ot[x]["best_train"]) - 1e-9 for x in seeds)
+                ge = _agent_ge(ag, ot, seeds)
                 lines.append(f"| {s} | {n} | {diff} | {ge}/{len(seeds)} ({100 * ge / len(seeds):.0f}%) |")
         lines += targets(rows, trials, scen, names)
     return "\n".join(lines) + "\n"
+
+
+def _pairs(rows: list[dict], scenario: str, names: list[str]):
+    """Per other searcher on ``scenario``: (name, agent rows by seed, its rows by seed, common seeds)."""
+    ag = {r["seed"]: r for r in rows if r["scenario"] == scenario and r["searcher"] == "agenttts"}
+    for n in names:
+        if n == "agenttts":
+            continue
+        ot = {r["seed"]: r for r in rows if r["scenario"] == scenario and r["searcher"] == n}
+        seeds = sorted(set(ag) & set(ot))
+        if seeds:
+            yield n, ag, ot, seeds
+
+
+def _agent_ge(ag: dict, ot: dict, seeds: list) -> int:
+    """Seeds in which the agent's final best train score is at least the other's."""
+    return sum(float(ag[x]["best_train"]) >= float(ot[x]["best_train"]) - 1e-9 for x in seeds)
 
 
 def targets(rows: list[dict], trials: int, scen: list[str], names: list[str]) -> list[str]:
@@ -260,16 +270,9 @@ def targets(rows: list[dict], trials: int, scen: list[str], names: list[str]) ->
             continue
         a = statistics.median(num(r["trials_to_near"]) for r in ag.values())
         others, shares = [], []
-        for n in names:
-            if n == "agenttts":
-                continue
-            ot = {r["seed"]: r for r in rows if r["scenario"] == s and r["searcher"] == n}
-            seeds = sorted(set(ag) & set(ot))
-            if not seeds:
-                continue
+        for n, _, ot, seeds in _pairs(rows, s, names):
             others.append((statistics.median(num(ot[x]["trials_to_near"]) for x in seeds), n))
-            ge = sum(float(ag[x]["best_train"]) >= float(ot[x]["best_train"]) - 1e-9 for x in seeds)
-            shares.append((ge / len(seeds), n))
+            shares.append((_agent_ge(ag, ot, seeds) / len(seeds), n))
         if not others:
             continue
         best_m, best_n = min(others)
