@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from components.pipeline import best_trial
+from components.pipeline import TrialResult, best_trial
 from components.reasoners.base import AgentView, Reply
 from components.space import Allocation, SearchSpace
 
@@ -75,12 +75,17 @@ class RulesReasoner:
         """Score differences below two questions are not significant on the train set."""
         return 2.0 / max(1, view.n_questions)
 
+    @staticmethod
+    def _probe_results(view: AgentView, stage: str) -> list[tuple[Allocation, TrialResult]]:
+        """The evaluated Insight-1 probes of ``stage`` with their results."""
+        by_alloc = {r.allocation: r for r in view.history}
+        return [(a, by_alloc[a]) for a, st in view.probes.items() if st == stage and a in by_alloc]
+
     def top_models(self, view: AgentView) -> dict[str, tuple[str, str]]:
         """Per probed stage, the model of its best-scoring probe (ties: the smaller)."""
-        by_alloc = {r.allocation: r for r in view.history}
         out = {}
         for stage in view.space.stages:
-            probes = [(a, by_alloc[a]) for a, st in view.probes.items() if st == stage.name and a in by_alloc]
+            probes = self._probe_results(view, stage.name)
             if probes:
                 a, _ = max(probes, key=lambda ar: (ar[1].score, -stage.model(ar[0][stage.name][0]).params))
                 out[stage.name] = (a[stage.name][0], "the best-scoring probe")
@@ -91,9 +96,8 @@ class RulesReasoner:
     def preferred_models(self, view: AgentView) -> dict[str, tuple[str, str]]:
         """Insight 1: per stage, the model to explore and why, from the probes."""
         out = {}
-        by_alloc = {r.allocation: r for r in view.history}
         for stage in view.space.stages:
-            probes = [(a, by_alloc[a]) for a, st in view.probes.items() if st == stage.name and a in by_alloc]
+            probes = self._probe_results(view, stage.name)
             if not probes:
                 if stage.name in view.prior:  # a warm start settled this stage's model; no probes were run
                     out[stage.name] = view.prior[stage.name]
@@ -118,14 +122,9 @@ class RulesReasoner:
     def ruled_out(self, view: AgentView) -> dict[str, set[str]]:
         """Insight 1: per stage, the models whose probe lost clearly (by more than two noise levels)
         at equal stage budget; moves to them "at the same stage budget" repeat a lost comparison."""
-        by_alloc = {r.allocation: r for r in view.history}
         out: dict[str, set[str]] = {}
         for stage in view.space.stages:
-            probes = [
-                (a[stage.name][0], by_alloc[a].score)
-                for a, st in view.probes.items()
-                if st == stage.name and a in by_alloc
-            ]
+            probes = [(a[stage.name][0], r.score) for a, r in self._probe_results(view, stage.name)]
             if probes:
                 top = max(v for _, v in probes)
                 out[stage.name] = {m for m, v in probes if v < top - 2 * self.noise(view)}
