@@ -175,12 +175,22 @@ def _fmt(v) -> str:
     return "-" if v is None else (f"{v:.3g}" if isinstance(v, float) else str(v))
 
 
+def _trials_or_cap(v, trials: int) -> float:
+    """A trials-to column as a number; not reached counts as trials+1, so medians stay conservative for
+    the searcher that missed."""
+    return trials + 1 if v in ("", None) else float(v)
+
+
+def _show_trials(v: float | None, trials: int) -> str:
+    return "-" if v is None else (f">{trials}" if v > trials else f"{v:g}")
+
+
 def summarize(rows: list[dict], trials: int) -> str:
     """The markdown summary: medians per scenario and searcher, paired bootstrap CIs against agenttts."""
     from components.bench import paired_bootstrap
 
-    cap = trials + 1  # not reached counts as trials+1: medians stay conservative for the searcher that missed
-    num = lambda v: cap if v in ("", None) else float(v)  # noqa: E731
+    num = lambda v: _trials_or_cap(v, trials)  # noqa: E731
+    show = lambda v: _show_trials(v, trials)  # noqa: E731
     lines = [
         "All numbers are SIMULATED (backend=sim). trials_to_near: first trial within one question of the grid "
         f"oracle; not reached within {trials} trials counts as >{trials}.",
@@ -199,7 +209,6 @@ def summarize(rows: list[dict], trials: int) -> str:
             has_oracle = rs[0]["oracle_train"] != ""
             near = med("trials_to_near") if has_oracle else None
             opt = med("trials_to_opt") if has_oracle else None
-            show = lambda v: "-" if v is None else (f">{trials}" if v > trials else f"{v:g}")  # noqa: E731
             tests = [float(r["test_score"]) for r in rs if r["test_score"] != ""]
             lines.append(
                 f"| {s} | {n} | {len(rs)} | {show(near)} | {sum(r['trials_to_near'] != '' for r in rs)}/{len(rs)} | {show(opt)} "
@@ -254,8 +263,8 @@ def targets(rows: list[dict], trials: int, scen: list[str], names: list[str]) ->
     than the best other searcher (>= 3x?), and the lowest share of seeds, over the other searchers, in
     which the agent's final best is at least theirs (>= 90%?)."""
     cap = trials + 1
-    num = lambda v: cap if v in ("", None) else float(v)  # noqa: E731
-    show = lambda v: f">{trials}" if v > trials else f"{v:g}"  # noqa: E731
+    num = lambda v: _trials_or_cap(v, trials)  # noqa: E731
+    show = lambda v: _show_trials(v, trials)  # noqa: E731
     out = [
         "",
         "Issue 4's targets (agenttts against the best of the others; a median of >"
