@@ -11,10 +11,13 @@ How it proposes (candidates in this order, duplicates and over-budget ones skipp
 1. Insight 1 (model choice): per stage, compare the probes run at equal stage budget; keep the
    large model only if it is better by more than the noise of the train set (two questions),
    else prefer the smaller one. Right after the probes, combine the preferred models (and, when
-   they differ, the best-scoring probe models too: the probes are noisy).
+   they differ, the best-scoring probe models too: the probes are noisy); when they fit together
+   only at their fewest samples, each stage in turn also yields to its next smaller model at half
+   its stage budget.
 2. Insight 2 (sample count): around the best trial so far, walk each stage's sample count along a
    geometric ladder towards its plateau: step up while the score still rises, down when the best
-   is the lowest count tried, then bisect between the best count and its better neighbour.
+   is the lowest count tried, then bisect between the best count and its better neighbour (counts
+   next to a tried one are skipped: they share most of its samples).
 3. Insight 3 (budget balance): move budget between stages: give one stage fewer samples (or a
    smaller model at the same cost) and spend what is freed on another stage's samples.
 4. Exploration when results stall (no improvement in the last round): models not yet tried at the
@@ -42,6 +45,7 @@ RUNNER_UP_TRIES = (
     2  # trials of a runner-up model before it must come within noise of the best (4 spent too many trials on it)
 )
 LADDER = (1, 2, 3, 5, 7, 10, 14, 20, 30, 45, 65, 100)
+NEAR_TRIED = 1.3  # the coarse scan skips counts this close (as a ratio) to a tried count
 
 
 @dataclass
@@ -182,7 +186,10 @@ class RulesReasoner:
         a = Allocation(tuple(choice))
         fitted = self._fit(view.space, a)
         if fitted:
-            return [_Candidate(fitted, "1", why)]
+            out = [_Candidate(fitted, "1", why)]
+            if all(n_fit < n or n_fit == 1 for (_, _, n_fit), (_, _, n) in zip(fitted.choices, a.choices)):
+                out += self._yield_half(view, fitted)
+            return out
         # the preferred models do not fit together even at one sample each: per stage, its next smaller
         # model with the samples the rest of the budget buys (Insight 3: one stage yields to the others)
         out = []
@@ -202,6 +209,30 @@ class RulesReasoner:
                             f"the preferred models do not fit together: {stage.name} yields to {m} with the rest of the budget",
                         )
                     )
+        return out
+
+    def _yield_half(self, view: AgentView, a: Allocation) -> list[_Candidate]:
+        """The preferred models fit together only with every stage cut to its fewest samples, so no stage
+        has room for Insight 2: each stage in turn yields to its next smaller model at half its stage
+        budget, and the other stages spend what it frees (Insight 3 at a tight budget; the probe that
+        ranked the smaller model ran it at many samples, past its peak, so it is not ruled out here)."""
+        space, out = view.space, []
+        for stage in space.stages:
+            smaller = [m for m in stage.models if m.params < stage.model(a[stage.name][0]).params]
+            if not smaller:
+                continue
+            m = max(smaller, key=lambda m: m.params).name
+            n = space.max_samples(stage, m, space.stage_cost(stage.name, *a[stage.name]) / 2)
+            if n < stage.min_samples:
+                continue
+            b = a.replace(stage.name, model=m, samples=n)
+            for take in space.stages:
+                room = self._room(space, b, take.name, b[take.name][0])
+                if take.name != stage.name and room > b[take.name][1]:
+                    b = b.replace(take.name, samples=room)
+            if space.is_feasible(b):
+                why = f"the preferred models fit together only at their fewest samples: {stage.name} yields to {m} at half its stage budget"
+                out.append(_Candidate(b, "1", why))
         return out
 
     def _fit(self, space: SearchSpace, a: Allocation) -> Allocation | None:
@@ -244,7 +275,9 @@ class RulesReasoner:
         todo = [
             (p, f"coarse scan of {stage.name} with {model}: try {p} samples (best so far {best_s})")
             for p in coarse
-            if p not in tried and not beyond_a_drop(p)
+            # a count within NEAR_TRIED of a tried one is nearly the same measurement: the samples are
+            # shared prefixes of one stream (39 tried makes 40 uninformative)
+            if not any(max(p, t) / min(p, t) < NEAR_TRIED for t in tried) and not beyond_a_drop(p)
         ]
         if not todo:
             below = max((p for p in coarse if p < best_s), default=stage.min_samples)
