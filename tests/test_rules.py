@@ -1,9 +1,12 @@
 """The rules reasoner's moves on a simulated world (SIMULATED): what it proposes after given trials."""
 
+import json
+
 import pytest
 
 from components.agent.probes import insight1_probes
 from components.bank import SampleBank
+from components.pipeline import TrialResult
 from components.reasoners.base import AgentView
 from components.reasoners.rules import RulesReasoner
 from components.space import Allocation
@@ -58,3 +61,80 @@ def test_coarse_scan_skips_counts_next_to_a_tried_one(tight):
     ]
     assert 40 not in lane  # 40 samples share 39 of their samples with the tried 39: nearly the same trial
     assert 15 in lane and 100 in lane  # the coarse ladder's farther steps remain
+
+
+# -- the moves on hand-set scores (no simulation): what each rule does with a given archive ------------
+
+
+def trial(space, a: Allocation, score: float) -> TrialResult:
+    return TrialResult(a, score, {}, space.cost_model.cost(a), 0, 0, 0, 0, 0)
+
+
+def alloc(r_model, r_samples, q_model, q_samples) -> Allocation:
+    return Allocation((("retrieval", r_model, r_samples), ("qa", q_model, q_samples)))
+
+
+def test_probes_within_noise_prefer_the_smaller_model_and_clear_losers_are_ruled_out(tight):
+    space, _, probes, _ = tight
+    scores = {"Qwen2.5-32B": 0.50, "Qwen2.5-7B": 0.46, "Llama-3.1-70B": 0.60, "Llama-3.1-8B": 0.50}
+    hist = [trial(space, a, scores.get(a[st][0], 0.30)) for a, st in probes.items()]
+    v = view(space, hist, probes)
+    rules = RulesReasoner()
+    prefs = {st: m for st, (m, _) in rules.preferred_models(v).items()}
+    assert prefs == {"retrieval": "Qwen2.5-7B", "qa": "Llama-3.1-70B"}  # 0.46 is within 2 questions of 0.50
+    assert rules.ruled_out(v) == {"retrieval": set(), "qa": {"Llama-3.1-8B", "Llama-3.2-3B"}}
+    assert {st: m for st, (m, _) in rules.top_models(v).items()} == {"retrieval": "Qwen2.5-32B", "qa": "Llama-3.1-70B"}
+
+
+def test_the_anchor_is_the_costliest_of_equally_best_trials(tight):
+    space, _, probes, _ = tight
+    cheap, dear = alloc("Qwen2.5-7B", 2, "Llama-3.2-3B", 10), alloc("Qwen2.5-7B", 20, "Llama-3.2-3B", 40)
+    hist = [
+        trial(space, cheap, 0.6),
+        trial(space, dear, 0.6),
+        trial(space, alloc("Qwen2.5-7B", 5, "Llama-3.2-3B", 5), 0.5),
+    ]
+    assert space.cost_model.cost(dear).units > space.cost_model.cost(cheap).units
+    assert RulesReasoner.anchor_trial(view(space, hist, probes)).allocation == dear
+
+
+def test_trades_along_the_budget_line_stay_feasible_and_move_both_stages(tight):
+    space, _, probes, _ = tight
+    rules = RulesReasoner()
+    anchor = alloc("Qwen2.5-7B", 11, "Llama-3.1-70B", 1)
+    anchor = anchor.replace("qa", samples=rules._room(space, anchor, "qa", "Llama-3.1-70B"))  # on the budget line
+    trades = rules._trade(view(space, [trial(space, anchor, 0.7)], probes, 2), anchor)
+    assert trades
+    for c in trades:
+        a = c.allocation
+        assert space.is_feasible(a)
+        up = [s for s in ("retrieval", "qa") if a[s][1] > anchor[s][1]]
+        down = [s for s in ("retrieval", "qa") if a[s][1] < anchor[s][1]]
+        assert len(up) == 1 and len(down) == 1  # one stage a step more samples, the other fewer
+
+
+def test_the_coarse_scan_does_not_walk_past_a_clear_drop(tight):
+    space, _, probes, _ = tight
+    base = alloc("Qwen2.5-32B", 1, "Llama-3.2-3B", 60)
+    hist = [trial(space, base, 0.60), trial(space, base.replace("qa", samples=100), 0.58)]
+    rules = RulesReasoner()
+    lane = [
+        c.allocation["qa"][1] for c in rules._lane(view(space, hist, probes, 2), base, space.stages[1], "Llama-3.2-3B")
+    ]
+    assert lane[:3] == [40, 15, 6]  # downwards, nearest first (100 was no better)
+    hist.append(trial(space, base.replace("qa", samples=40), 0.50))  # 5 questions worse: a clear drop
+    lane = [
+        c.allocation["qa"][1] for c in rules._lane(view(space, hist, probes, 2), base, space.stages[1], "Llama-3.2-3B")
+    ]
+    assert not [n for n in lane if n < 40]  # beyond the drop the curve is not searched further
+    assert lane and all(40 < n < 100 for n in lane)  # the fine ladder between the neighbours instead
+
+
+def test_a_trials_answer_is_k_new_feasible_allocations(tight):
+    space, _, probes, history = tight
+    v = view(space, history, probes, k=4)
+    answer = json.loads(RulesReasoner().trials(v))["candidates"]
+    allocs = [Allocation.parse({st: c[st] for st in ("retrieval", "qa")}) for c in answer]
+    assert len(allocs) == 4 and len(set(allocs)) == 4
+    assert all(space.is_feasible(a) and a not in {r.allocation for r in history} for a in allocs)
+    assert all(c["insight"] and c["rationale"] for c in answer)
