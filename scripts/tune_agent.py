@@ -88,7 +88,7 @@ def _grid(job: dict) -> None:
     res = grid_scores(ctx.environment(bank=SampleBank(None)), ctx.space.enumerate())
     path = Path(job["grid"])
     tmp = path.with_suffix(".tmp.npz")  # renamed when complete: an interrupted run leaves no partial grid
-    np.savez(tmp, keys=[a.key for a, _, _ in res], scores=[s for _, s, _ in res], n=len(ctx.train))
+    np.savez_compressed(tmp, keys=[a.key for a, _, _ in res], scores=[s for _, s, _ in res], n=len(ctx.train))
     tmp.replace(path)
 
 
