@@ -58,6 +58,16 @@ def _key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
+def passthrough(overrides: list[str]) -> list[str]:
+    """The command-line overrides every job inherits (not the bench's own keys, not ``bench.*``)."""
+    return [o for o in overrides if _key(o) not in OWN_KEYS and not _key(o).startswith("bench.")]
+
+
+def job_overrides(extra: list[str], scenario: str, task: str, data: list[str], seed: int) -> list[str]:
+    """One (scenario, seed) job's overrides: world and data seed are both ``seed``."""
+    return [*extra, f"task={task}", f"scenario={scenario}", f"scenario.seed={seed}", f"data.seed={seed}", *data]
+
+
 def public_scenarios() -> list[str]:
     """Scenario files shipped in conf/scenario (pure aliases such as synthetic.yaml excluded)."""
     out = []
@@ -349,7 +359,7 @@ def run_bench(cfg: dict, progress=print) -> Path:
     for n in searchers:
         if n not in SEARCHERS:
             raise UnknownNameError(f"unknown searcher '{n}'; available: {sorted(SEARCHERS)}")
-    extra = [o for o in cfg.get("cli_overrides", []) if _key(o) not in OWN_KEYS and not _key(o).startswith("bench.")]
+    extra = passthrough(cfg.get("cli_overrides", []))
     jobs = []
     for s in scenarios:
         try:
@@ -358,7 +368,7 @@ def run_bench(cfg: dict, progress=print) -> Path:
             raise UnknownNameError(f"unknown scenario '{s}': {str(e).splitlines()[0]}") from None
         task, data = task_for(sc, b.get("data_paths") or {})
         for seed in range(seeds):
-            ov = [*extra, f"task={task}", f"scenario={s}", f"scenario.seed={seed}", f"data.seed={seed}", *data]
+            ov = job_overrides(extra, s, task, data, seed)
             key = hashlib.sha1(
                 json.dumps([sc, seed, cfg["data"]["train_size"], cfg.get("budget")], sort_keys=True).encode()
             ).hexdigest()[:16]

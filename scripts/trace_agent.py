@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 from components.bank import SampleBank
-from flows.bench import task_for
+from flows.bench import job_overrides, task_for
 from flows.build import build, make_searcher
 from flows.cli import compose
 
@@ -27,7 +27,7 @@ def main() -> None:
     a = ap.parse_args()
     base = compose([f"scenario={a.scenario}"])
     task, data = task_for(base["scenario"], base["bench"].get("data_paths") or {})  # as agenttts bench picks it
-    overrides = [f"task={task}", f"scenario={a.scenario}", f"scenario.seed={a.seed}", f"data.seed={a.seed}", *data]
+    overrides = job_overrides([], a.scenario, task, data, a.seed)
     ctx = build(compose([*overrides, *a.overrides]))
     n = len(ctx.train)
     env = ctx.environment(bank=SampleBank(None))

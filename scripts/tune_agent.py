@@ -32,7 +32,7 @@ from components.bench import SearchRun, run_search
 from components.errors import ConfigError
 from components.oracle import grid_scores
 from components.pipeline import TrialResult
-from flows.bench import OWN_KEYS, _key, _show_trials, _trials_or_cap, public_scenarios, task_for
+from flows.bench import _show_trials, _trials_or_cap, job_overrides, passthrough, public_scenarios, task_for
 from flows.build import build, make_searcher
 from flows.cli import compose
 
@@ -54,7 +54,7 @@ def _seeds(text: str) -> list[int]:
 
 def plan(a: argparse.Namespace) -> list[dict]:
     """One job per (scenario, seed) with the bench's overrides; scenarios whose data is missing skipped."""
-    extra = [o for o in a.overrides if _key(o) not in OWN_KEYS and not _key(o).startswith("bench.")]
+    extra = passthrough(a.overrides)
     jobs = []
     for s in a.scenarios.split(",") if a.scenarios else public_scenarios():
         bench = compose([*a.overrides, f"scenario={s}"])
@@ -63,14 +63,15 @@ def plan(a: argparse.Namespace) -> list[dict]:
         except ConfigError as e:
             print(f"{s}: skipped: {e}")
             continue
-        ov = [*extra, f"task={task}", f"scenario={s}", *data]
-        key = _digest({k: v for k, v in compose(ov).items() if k not in NOT_GRID})
+        key = _digest(
+            {k: v for k, v in compose([*extra, f"task={task}", f"scenario={s}", *data]).items() if k not in NOT_GRID}
+        )
         for seed in _seeds(a.seeds):
             jobs.append(
                 {
                     "scenario": s,
                     "seed": seed,
-                    "overrides": [*ov, f"scenario.seed={seed}", f"data.seed={seed}"],
+                    "overrides": job_overrides(extra, s, task, data, seed),
                     "grid": str(Path(a.cache) / f"{s}-seed{seed}-{key}.npz"),
                     "max_space": int(bench["bench"].get("oracle_max_space", 200_000)),
                     "initial_design": bool(bench["bench"].get("initial_design", True)),
