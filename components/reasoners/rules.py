@@ -152,6 +152,12 @@ class RulesReasoner:
                 out[a[stage][1]] = r.score
         return out
 
+    @staticmethod
+    def _next_smaller(stage, model: str, excluded=()) -> str | None:
+        """The largest of ``stage``'s models smaller than ``model`` (``excluded`` skipped), if any."""
+        smaller = [m for m in stage.models if m.params < stage.model(model).params and m.name not in excluded]
+        return max(smaller, key=lambda m: m.params).name if smaller else None
+
     def _room(self, space: SearchSpace, a: Allocation, stage: str, model: str) -> int:
         """Most samples ``stage`` can have with ``model`` when the other stages keep their allocation."""
         others = sum(space.stage_cost(s, m, n) for s, m, n in a.choices if s != stage)
@@ -194,10 +200,9 @@ class RulesReasoner:
         # model with the samples the rest of the budget buys (Insight 3: one stage yields to the others)
         out = []
         for stage in view.space.stages:
-            smaller = [m for m in stage.models if m.params < stage.model(a[stage.name][0]).params]
-            if not smaller:
+            m = self._next_smaller(stage, a[stage.name][0])
+            if m is None:
                 continue
-            m = max(smaller, key=lambda m: m.params).name
             room = self._room(view.space, a, stage.name, m)
             if room >= stage.min_samples:
                 b = self._fit(view.space, a.replace(stage.name, model=m, samples=room))
@@ -218,10 +223,9 @@ class RulesReasoner:
         ranked the smaller model ran it at many samples, past its peak, so it is not ruled out here)."""
         space, out = view.space, []
         for stage in space.stages:
-            smaller = [m for m in stage.models if m.params < stage.model(a[stage.name][0]).params]
-            if not smaller:
+            m = self._next_smaller(stage, a[stage.name][0])
+            if m is None:
                 continue
-            m = max(smaller, key=lambda m: m.params).name
             n = space.max_samples(stage, m, space.stage_cost(stage.name, *a[stage.name]) / 2)
             if n < stage.min_samples:
                 continue
@@ -337,19 +341,17 @@ class RulesReasoner:
     def _rebalance(self, view: AgentView, anchor: Allocation) -> list[_Candidate]:
         """Insight 3: take budget from one stage and spend it on another's samples."""
         space, out = view.space, []
+        lost = self.ruled_out(view)
         for give in space.stages:
             g_model, g_s = anchor[give.name]
             cheaper = []
             if g_s > 1:
                 cheaper.append((g_model, max(1, g_s // 2), f"halve {give.name}'s samples"))
-            lost = self.ruled_out(view).get(give.name, set())
-            smaller = [m for m in give.models if m.params < give.model(g_model).params and m.name not in lost]
-            if smaller:
-                m = max(smaller, key=lambda m: m.params)
-                budget_now = space.stage_cost(give.name, g_model, g_s)
-                n = space.max_samples(give, m.name, budget_now)
+            m = self._next_smaller(give, g_model, lost.get(give.name, ()))
+            if m is not None:
+                n = space.max_samples(give, m, space.stage_cost(give.name, g_model, g_s))
                 if n >= give.min_samples:
-                    cheaper.append((m.name, n, f"move {give.name} to the smaller {m.name} at the same stage budget"))
+                    cheaper.append((m, n, f"move {give.name} to the smaller {m} at the same stage budget"))
             for model, n, how in cheaper:
                 reduced = anchor.replace(give.name, model=model, samples=n)
                 for take in space.stages:
