@@ -41,12 +41,11 @@ def test_tight_budget_each_stage_yields_to_a_smaller_model_at_half_its_budget(ti
     assert not space.is_feasible(a.replace("qa", samples=a["qa"][1] + 1))  # all of it
 
 
-def test_no_yield_when_the_preferred_models_leave_room(tight):
-    space, env, probes, history = tight
-    roomy = build(compose(["task=synthetic", "scenario=2wiki_2000", "scenario.seed=3", "data.seed=3"])).space
-    env_probes = {a: st for a, st, _ in insight1_probes(roomy)}
-    hist = [r for r in env.evaluate(list(env_probes)) if roomy.is_feasible(r.allocation)]
-    reasons = [c.rationale for c in RulesReasoner().candidates(view(roomy, hist, env_probes))]
+def test_no_yield_when_the_preferred_models_leave_room():
+    ctx = build(compose(["task=synthetic", "scenario=2wiki_2000", "scenario.seed=3", "data.seed=3"]))
+    probes = {a: st for a, st, _ in insight1_probes(ctx.space)}
+    hist = ctx.environment(bank=SampleBank(None)).evaluate(list(probes))
+    reasons = [c.rationale for c in RulesReasoner().candidates(view(ctx.space, hist, probes))]
     assert not any("yields to" in r for r in reasons)
 
 
