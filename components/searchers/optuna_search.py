@@ -22,6 +22,7 @@ Optuna has no hard constraints, so the budget is enforced here (``stack-idioms.m
 
 from __future__ import annotations
 
+import abc
 import importlib.util
 import logging
 import time
@@ -43,7 +44,7 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 CONSTRAINT = "budget"
 
 
-class OptunaSearcher:
+class OptunaSearcher(abc.ABC):
     """Shared ask-and-tell machinery; subclasses choose the sampler.
 
     Args:
@@ -75,8 +76,9 @@ class OptunaSearcher:
         self._backlog: list[TrialResult] = []  # observed before the study existed
 
     # -- the sampler -----------------------------------------------------------------------------
+    @abc.abstractmethod
     def make_sampler(self) -> optuna.samplers.BaseSampler:
-        raise NotImplementedError
+        """The Optuna sampler of this searcher (TPE or GP)."""
 
     # -- study and parameters --------------------------------------------------------------------
     def _setup(self, space: SearchSpace) -> None:
