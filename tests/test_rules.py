@@ -129,6 +129,23 @@ def test_the_coarse_scan_does_not_walk_past_a_clear_drop(tight):
     assert lane and all(40 < n < 100 for n in lane)  # the fine ladder between the neighbours instead
 
 
+def test_a_runner_up_scan_stops_after_its_own_counts_all_lose_clearly(tight):
+    # 2wiki_500 seed 16: one lucky trial of the 7B retriever (0.60, next to the best 0.62) kept its
+    # scan open for ten trials, although every count of it behind the best trial's QA scored <= 0.52
+    space, _, probes, _ = tight
+    best = alloc("Qwen2.5-32B", 1, "Llama-3.1-70B", 1)
+    hist = [trial(space, best, 0.62), trial(space, alloc("Qwen2.5-7B", 23, "Llama-3.1-70B", 9), 0.60)]
+    rules = RulesReasoner()
+    lane = lambda: rules._runner_up(view(space, hist, probes, 2), best)  # noqa: E731
+    assert [c.allocation["retrieval"][0] for c in lane()] == ["Qwen2.5-7B"] * len(lane()) and lane()
+    hist.append(trial(space, best.replace("retrieval", model="Qwen2.5-7B", samples=3), 0.52))
+    assert lane()  # one count of its own scan is not enough to close it
+    hist.append(trial(space, best.replace("retrieval", model="Qwen2.5-7B", samples=6), 0.48))
+    assert lane() == []  # two counts, both more than two questions below the best: closed
+    hist.append(trial(space, best.replace("retrieval", model="Qwen2.5-7B", samples=15), 0.61))
+    assert lane()  # a count within noise of the best reopens it
+
+
 def test_a_trials_answer_is_k_new_feasible_allocations(tight):
     space, _, probes, history = tight
     v = view(space, history, probes, k=4)

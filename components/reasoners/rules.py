@@ -332,8 +332,14 @@ class RulesReasoner:
                 # only a close runner-up is worth a sample scan (within two noise levels), and only
                 # until a few counts of it have all stayed clearly below the best
                 tries = sum(r.allocation[st.name][0] == m for r in view.history)
-                if scores[m] >= best - 2 * self.noise(view) and (
-                    tries < RUNNER_UP_TRIES or scores[m] >= best - self.noise(view)
+                # its own scan (the other stages as in the anchor) also stops once it has that many
+                # counts, all clearly below: one lucky trial of the model elsewhere does not keep it open
+                lane = self.curve(view, anchor.replace(st.name, model=m, samples=1), st.name)
+                scanned_out = len(lane) >= RUNNER_UP_TRIES and max(lane.values()) < best - self.noise(view)
+                if (
+                    scores[m] >= best - 2 * self.noise(view)
+                    and (tries < RUNNER_UP_TRIES or scores[m] >= best - self.noise(view))
+                    and not scanned_out
                 ):
                     lanes.append(self._lane(view, anchor, st, m))
         return [c for group in itertools.zip_longest(*lanes) for c in group if c is not None]
