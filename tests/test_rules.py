@@ -146,6 +146,17 @@ def test_a_runner_up_scan_stops_after_its_own_counts_all_lose_clearly(tight):
     assert lane()  # a count within noise of the best reopens it
 
 
+def test_a_runner_up_is_first_tried_at_the_best_trials_stage_budget(tight):
+    # 2wiki_900 seed 10: the 3B QA model's scan began at its probe's one sample (3, then 6, ...) and
+    # was closed after two low counts, before reaching the counts where a small model peaks
+    space, _, probes, _ = tight
+    best = alloc("Qwen2.5-32B", 1, "Llama-3.1-70B", 1)
+    hist = [trial(space, best, 0.62), trial(space, best.replace("qa", model="Llama-3.2-3B", samples=1), 0.58)]
+    first = RulesReasoner()._runner_up(view(space, hist, probes, 2), best)[0].allocation
+    n = space.max_samples(space.stages[1], "Llama-3.2-3B", space.stage_cost("qa", "Llama-3.1-70B", 1))
+    assert first == best.replace("qa", model="Llama-3.2-3B", samples=n) and n > 10
+
+
 def test_a_trials_answer_is_k_new_feasible_allocations(tight):
     space, _, probes, history = tight
     v = view(space, history, probes, k=4)

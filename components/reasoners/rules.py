@@ -317,7 +317,8 @@ class RulesReasoner:
 
     def _runner_up(self, view: AgentView, anchor: Allocation) -> list[_Candidate]:
         """Insight 1 revisited: a stage's second model may win at another sample count (a small
-        model peaks earlier than the probe's equal-budget count), so its sample count is scanned too."""
+        model peaks earlier than the probe's equal-budget count), so its sample count is scanned too,
+        starting at the best trial's stage budget."""
         lanes = []
         for st in view.space.stages:
             current = anchor[st.name][0]
@@ -341,7 +342,16 @@ class RulesReasoner:
                     and (tries < RUNNER_UP_TRIES or scores[m] >= best - self.noise(view))
                     and not scanned_out
                 ):
-                    lanes.append(self._lane(view, anchor, st, m))
+                    lane_c = self._lane(view, anchor, st, m)
+                    # first at the anchor's stage budget (Insight 1's comparison where the anchor stands:
+                    # a small model needs its many samples before its scan says anything)
+                    n = view.space.max_samples(st, m, view.space.stage_cost(st.name, *anchor[st.name]))
+                    n = min(n, self._room(view.space, anchor, st.name, m))
+                    if n >= st.min_samples and n not in lane and all(max(n, t) / min(n, t) >= NEAR_TRIED for t in lane):
+                        eq = anchor.replace(st.name, model=m, samples=n)
+                        why = f"{m} on {st.name} at the best trial's stage budget ({n} samples)"
+                        lane_c = [_Candidate(eq, "1", why)] + [c for c in lane_c if c.allocation != eq]
+                    lanes.append(lane_c)
         return [c for group in itertools.zip_longest(*lanes) for c in group if c is not None]
 
     def _rebalance(self, view: AgentView, anchor: Allocation) -> list[_Candidate]:
