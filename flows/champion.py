@@ -9,6 +9,8 @@ test says it is better beyond noise; the decision and its evidence go on the sea
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import tempfile
 import time
@@ -99,6 +101,28 @@ def champion_allocation(cfg: dict, task: str) -> Champion:
     return champ
 
 
+@contextlib.contextmanager
+def champion_lock(tracking_uri: str, task: str):
+    """Hold the task's champion lock: one decision (read the champion, compare, move the alias) at a time.
+
+    Without it, two searches of one task that finish together both compare against the same old
+    champion and both promote; the alias then names a challenger never compared with the other. The
+    lock is a file next to a local SQLite store, so it serialises processes on this machine; a remote
+    tracking server has no such file and its decisions are not serialised.
+    """
+    if not tracking_uri.startswith("sqlite:///"):
+        yield
+        return
+    db = Path(tracking_uri[len("sqlite:///") :]).resolve()
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.parent / f".{registered_name(task)}.champion.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def _on_budget(space: SearchSpace, champ: Champion, policy: str) -> tuple[Allocation | None, str]:
     """The champion's allocation under the current space, or None and why it is rejected."""
     try:
@@ -150,8 +174,14 @@ def decide_champion(ctx, env, history: list[TrialResult], archive, progress=prin
 
     Records on the search run: tags ``champion.decision`` (promoted | kept), ``champion.reason``,
     ``champion.version`` (the version holding the alias afterwards), metrics ``champion/*`` and the
-    artifact ``champion/decision.json`` (the test, its numbers and the per-question scores).
+    artifact ``champion/decision.json`` (the test, its numbers and the per-question scores). Runs under
+    the task's ``champion_lock``.
     """
+    with champion_lock(ctx.cfg["mlflow"]["tracking_uri"], ctx.task.name):
+        return _decide(ctx, env, history, archive, progress)
+
+
+def _decide(ctx, env, history: list[TrialResult], archive, progress) -> dict:
     from components.pipeline import best_trial
 
     s = champion_settings(ctx.cfg)
@@ -231,6 +261,7 @@ __all__ = [
     "ALIAS",
     "Champion",
     "champion_allocation",
+    "champion_lock",
     "champion_settings",
     "current_champion",
     "decide_champion",

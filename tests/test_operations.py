@@ -249,3 +249,40 @@ def test_agent_takes_the_prior_as_experience_and_skips_probes_of_settled_stages(
     prefs = agent.rules.preferred_models(view)  # Insight 1 for the unprobed stage comes from the prior
     assert prefs["retrieval"][0] == "Qwen2.5-72B" and prefs["retrieval"][1].startswith("prior experience")
     assert ("guidelines/prior.md", agent.guidelines[0]) in agent.artifacts
+
+
+def test_champion_decisions_of_one_task_wait_for_each_other(tmp_path):
+    """Two searches of one task finishing together: the second decision waits for the first and then
+    compares with the champion the first registered (it must not also find "no champion yet")."""
+    import threading
+
+    from components.archive import Archive
+    from components.bank import SampleBank
+    from components.space import Allocation
+    from flows.champion import _doc, _register, champion_lock, decide_champion, registered_name
+
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    ctx = build(compose([f"mlflow.tracking_uri={uri}", "data.train_size=20"]))
+    env = ctx.environment(bank=SampleBank(None))
+    first, second = env.evaluate(
+        [Allocation((("retrieval", "Qwen2.5-72B", 1), ("qa", "Llama-3.2-3B", n))) for n in (10, 5)]
+    )
+    archives = [Archive(uri, "agenttts-synthetic") for _ in range(2)]
+    for i, arch in enumerate(archives):
+        arch.start_search(f"search {i}", {}, {"kind": "search"})
+    out: dict = {}
+    with champion_lock(uri, ctx.task.name):  # the first search's decision is in progress
+        waiting = threading.Thread(
+            target=lambda: out.update(ev=decide_champion(ctx, env, [second], archives[1], progress=lambda *_: None))
+        )
+        waiting.start()
+        waiting.join(3)
+        assert waiting.is_alive()  # the second decision waits
+        arch = archives[0]
+        version = _register(
+            arch.client, registered_name("synthetic"), arch, _doc(ctx, first, arch.parent_id), "allocation", {}
+        )
+    waiting.join(120)
+    ev = out["ev"]
+    assert version == "1" and ev["champion"]["version"] == "1"  # compared with the champion registered meanwhile
+    assert ev["champion"]["evaluated"] == str(first.allocation)
