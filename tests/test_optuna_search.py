@@ -212,3 +212,21 @@ def test_cli_search_with_optuna_tpe(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "searcher=optuna_tpe" in out and "best allocation: retrieval=" in out
     assert "12/12 trials" in out
+
+
+def test_a_sampler_stuck_on_known_allocations_falls_back_to_random_unseen_ones():
+    """90 units leave 18 feasible allocations: TPE's asks soon only repeat evaluated ones. Without the
+    fallback its search ends short; with it (the default, after 10 repeats) it covers the space."""
+    from components.bench import run_search
+
+    ctx = build(compose(["data.train_size=10", "budget.units=90"]))
+    env = ctx.environment(bank=components.bank.SampleBank(None))
+    assert ctx.space.size == 18
+    stuck = TPESearcher(seed=0, random_after=0)
+    assert len(run_search(ctx.space, env, stuck, 50, 4, False)) < 18 and "random_fallback" not in stuck.counts
+    s = TPESearcher(seed=0)
+    history = run_search(ctx.space, env, s, 50, 4, False)
+    assert sorted(r.allocation for r in history) == sorted(ctx.space.enumerate())  # each once, all of them
+    assert s.counts["random_fallback"] >= 1 and s.random_after == 10
+    with pytest.raises(ConfigError, match="random_after must be >= 0"):
+        TPESearcher(random_after=-1)

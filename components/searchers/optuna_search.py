@@ -13,6 +13,10 @@ Optuna has no hard constraints, so the budget is enforced here (``stack-idioms.m
   and the searcher asks again (never FAIL or PRUNED: GPSampler ignores those and would keep
   proposing infeasible allocations);
 - an ask that repeats an evaluated allocation is told its known score at once, and asked again;
+- after ``random_after`` asks that repeat evaluated or pending allocations, with no new one between
+  them (the sampler's optimum sits on evaluated points: GP on a small space does this), a random
+  unseen feasible allocation is enqueued and asked instead, so the search neither spins nor ends
+  short (infeasible asks do not count: TPE draws many of them while it still explores);
 - feasible new asks stay RUNNING (pending) until ``observe`` tells their scores.
 
 ``observe`` also ingests results the searcher did not propose (a shared initial design, say) with
@@ -29,6 +33,7 @@ import time
 import warnings
 from collections import Counter
 
+import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
 from optuna.trial import Trial, TrialState, create_trial
@@ -52,19 +57,24 @@ class OptunaSearcher(abc.ABC):
         n_startup_trials: random trials before the sampler's model is used (Optuna's default 10).
         max_asks_per_proposal: at most this many asks per requested proposal (infeasible and
             duplicate asks count); when exhausted, ``propose`` returns fewer proposals.
+        random_after: after this many asks repeating known allocations (no new one between them),
+            propose a random unseen feasible one instead (0: never).
     """
 
     name = "optuna"
     label = "Optuna"
 
-    def __init__(self, seed: int = 0, n_startup_trials: int = 10, max_asks_per_proposal: int = 50):
+    def __init__(
+        self, seed: int = 0, n_startup_trials: int = 10, max_asks_per_proposal: int = 50, random_after: int = 10
+    ):
         self.seed = int(seed)
         self.n_startup_trials = int(n_startup_trials)
         self.max_asks_per_proposal = int(max_asks_per_proposal)
-        if self.n_startup_trials < 0 or self.max_asks_per_proposal < 1:
+        self.random_after = int(random_after)
+        if self.n_startup_trials < 0 or self.max_asks_per_proposal < 1 or self.random_after < 0:
             raise ConfigError(
-                f"{self.name}: n_startup_trials must be >= 0 and max_asks_per_proposal >= 1, "
-                f"got {n_startup_trials} and {max_asks_per_proposal}"
+                f"{self.name}: n_startup_trials and random_after must be >= 0 and max_asks_per_proposal >= 1, "
+                f"got {n_startup_trials}, {random_after} and {max_asks_per_proposal}"
             )
         self.study: optuna.Study | None = None
         self.space: SearchSpace | None = None
@@ -174,11 +184,17 @@ class OptunaSearcher(abc.ABC):
                 self.counts["pending_dropped"] += 1
         self._pending.clear()
         out: list[Proposal] = []
-        asks = 0
+        asks = stale = 0  # stale: duplicate asks since the last new allocation (infeasible ones not counted)
+        rng = np.random.default_rng([self.seed, len(self._known)])
         while len(out) < k and asks < self.max_asks_per_proposal * k:
             if len(self._known) + len(out) >= space.size:
                 break  # every feasible allocation is evaluated or proposed
             asks += 1
+            fallback = None
+            if self.random_after and stale >= self.random_after:
+                fallback = self._random_unseen(space, rng)
+                if fallback is not None:  # the next ask returns these parameters
+                    self.study.enqueue_trial(self._params(fallback))
             n_before = len(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
             t0 = time.perf_counter()
             trial = self.study.ask(self._dists)
@@ -192,13 +208,20 @@ class OptunaSearcher(abc.ABC):
                 self.study.tell(trial, self._placeholder())
             elif a in self._known:
                 self.counts["duplicate_asked"] += 1
+                stale += 1
                 self._tell(trial, self._known[a])
             elif a in self._pending:  # asked again within this batch: told with the same score later
                 self.counts["duplicate_asked"] += 1
+                stale += 1
                 self._pending[a].append(trial)
             else:
                 self._pending[a] = [trial]
-                phase = "random startup" if n_before < self.n_startup_trials else "model-based"
+                stale = 0
+                if fallback is not None:
+                    self.counts["random_fallback"] += 1
+                    phase = f"random fallback after {self.random_after} repeated allocations"
+                else:
+                    phase = "random startup" if n_before < self.n_startup_trials else "model-based"
                 out.append(
                     Proposal(
                         a,
@@ -210,6 +233,15 @@ class OptunaSearcher(abc.ABC):
         if len(out) < k:
             self.counts["short_batches"] += 1
         return out
+
+    def _random_unseen(self, space: SearchSpace, rng: np.random.Generator) -> Allocation | None:
+        """A uniformly drawn feasible allocation neither evaluated nor pending, if any is left."""
+        taken = self._known.keys() | self._pending.keys()
+        for a in space.sample(rng, 64):
+            if a not in taken:
+                return a
+        rest = [a for a in space.enumerate() if a not in taken]  # nearly exhausted: draw from what is left
+        return rest[int(rng.integers(len(rest)))] if rest else None
 
     def observe(self, results: list[TrialResult]) -> None:
         for r in results:
@@ -301,6 +333,8 @@ class GPSearcher(OptunaSearcher):
     (``null`` in the config) keeps Optuna's default.
 
     Args:
+        random_after: as in ``OptunaSearcher``: GP's acquisition optimum often sits on evaluated
+            allocations of a small space, and 10 repeats then mean a stuck model, not bad luck.
         torch_threads: torch intra-op threads while asking (restored afterwards); 0 keeps torch's
             setting. The GP's tensors are tiny, so extra threads only add overhead: on 2 busy cores
             one thread made asks about 4x faster, with the same proposals.
@@ -320,6 +354,7 @@ class GPSearcher(OptunaSearcher):
         seed: int = 0,
         n_startup_trials: int = 10,
         max_asks_per_proposal: int = 50,
+        random_after: int = 10,
         torch_threads: int = 1,
         n_preliminary_samples: int | None = 512,
         n_local_search: int | None = 3,
@@ -328,7 +363,7 @@ class GPSearcher(OptunaSearcher):
     ):
         if importlib.util.find_spec("torch") is None:
             raise ConfigError("optuna_gp needs torch: pip install '.[gp]'")
-        super().__init__(seed, n_startup_trials, max_asks_per_proposal)
+        super().__init__(seed, n_startup_trials, max_asks_per_proposal, random_after)
         self.torch_threads = int(torch_threads)
         self.n_preliminary_samples = None if n_preliminary_samples is None else int(n_preliminary_samples)
         self.n_local_search = None if n_local_search is None else int(n_local_search)
