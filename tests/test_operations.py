@@ -145,6 +145,7 @@ def test_warm_start_and_champion_end_to_end(tmp_path, monkeypatch, capsys, tiny_
     assert main(["search", "trials=8", "warm_start=last", "seed=1", *base]) == 0
     out = capsys.readouterr().out
     assert f"warm start from search {first.info.run_id}: its 4 best trials are re-evaluated first" in out
+    assert "that search ran on" not in out  # same backend, scenario and world: nothing to warn about
     second = _search_runs(client)[-1]
     assert second.data.tags["warm_start"] == first.info.run_id
     assert second.data.metrics["warm/trials"] == 4 and second.data.metrics["warm/tokens_generated"] == 0
@@ -176,6 +177,14 @@ def test_warm_start_and_champion_end_to_end(tmp_path, monkeypatch, capsys, tiny_
     from components.space import Allocation
 
     assert ctx.space.is_feasible(Allocation.parse(champ.allocation)) and int(champ.version) == int(d["version"])
+
+    # a warm start from another simulated world is allowed (its trials are re-evaluated), with a note
+    capsys.readouterr()
+    args = ["search", "searcher=random", "trials=5", "warm_start=last", "scenario.seed=7", "champion.enabled=false"]
+    assert main([*args, *base]) == 0
+    out = capsys.readouterr().out
+    assert "note: that search ran on backend sim (scenario 2wiki v1, world seed 0), this one on backend sim" in out
+    assert "world seed 7): its scores and guidelines describe the former" in out
 
     # 4. with champion.infeasible=reject, a champion over budget is rejected and the challenger promoted
     assert main(["search", "searcher=random", "trials=2", "budget.units=100", "champion.infeasible=reject", *base]) == 0
