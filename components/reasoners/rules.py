@@ -319,40 +319,42 @@ class RulesReasoner:
         """Insight 1 revisited: a stage's second model may win at another sample count (a small
         model peaks earlier than the probe's equal-budget count), so its sample count is scanned too,
         starting at the best trial's stage budget."""
-        lanes = []
+        best, noise, lanes = best_trial(view.history).score, self.noise(view), []
         for st in view.space.stages:
-            current = anchor[st.name][0]
             scores: dict[str, float] = {}
             for r in view.history:
                 m = r.allocation[st.name][0]
-                if m != current:
+                if m != anchor[st.name][0]:
                     scores[m] = max(scores.get(m, float("-inf")), r.score)
-            if scores:
-                m = max(scores, key=lambda x: (scores[x], -st.model(x).params))
-                best = best_trial(view.history).score
-                # only a close runner-up is worth a sample scan (within two noise levels), and only
-                # until a few counts of it have all stayed clearly below the best
-                tries = sum(r.allocation[st.name][0] == m for r in view.history)
-                # its own scan (the other stages as in the anchor) also stops once it has that many
-                # counts, all clearly below: one lucky trial of the model elsewhere does not keep it open
-                lane = self.curve(view, anchor.replace(st.name, model=m, samples=1), st.name)
-                scanned_out = len(lane) >= RUNNER_UP_TRIES and max(lane.values()) < best - self.noise(view)
-                if (
-                    scores[m] >= best - 2 * self.noise(view)
-                    and (tries < RUNNER_UP_TRIES or scores[m] >= best - self.noise(view))
-                    and not scanned_out
-                ):
-                    lane_c = self._lane(view, anchor, st, m)
-                    # first at the anchor's stage budget (Insight 1's comparison where the anchor stands:
-                    # a small model needs its many samples before its scan says anything)
-                    n = view.space.max_samples(st, m, view.space.stage_cost(st.name, *anchor[st.name]))
-                    n = min(n, self._room(view.space, anchor, st.name, m))
-                    if n >= st.min_samples and n not in lane and all(max(n, t) / min(n, t) >= NEAR_TRIED for t in lane):
-                        eq = anchor.replace(st.name, model=m, samples=n)
-                        why = f"{m} on {st.name} at the best trial's stage budget ({n} samples)"
-                        lane_c = [_Candidate(eq, "1", why)] + [c for c in lane_c if c.allocation != eq]
-                    lanes.append(lane_c)
+            if not scores:
+                continue
+            m = max(scores, key=lambda x: (scores[x], -st.model(x).params))
+            tries = sum(r.allocation[st.name][0] == m for r in view.history)
+            own = self.curve(view, anchor.replace(st.name, model=m, samples=1), st.name)  # others as in anchor
+            # only a close runner-up is worth a scan (within two noise levels), and only until a few
+            # counts of it stay clearly below the best, or a few of its own scan do (one lucky trial of
+            # the model elsewhere does not keep its scan open)
+            close = scores[m] >= best - 2 * noise and (tries < RUNNER_UP_TRIES or scores[m] >= best - noise)
+            scanned_out = len(own) >= RUNNER_UP_TRIES and max(own.values()) < best - noise
+            if close and not scanned_out:
+                lanes.append(self._equal_budget_first(view, anchor, st, m, own))
         return [c for group in itertools.zip_longest(*lanes) for c in group if c is not None]
+
+    def _equal_budget_first(
+        self, view: AgentView, anchor: Allocation, stage, model: str, own: dict
+    ) -> list[_Candidate]:
+        """``model``'s lane on ``stage``, led by the count the anchor's stage budget buys (Insight 1's
+        comparison where the anchor stands: a small model needs its many samples before a scan of it
+        says anything), unless its scan ``own`` already has a count near that one."""
+        lane = self._lane(view, anchor, stage, model)
+        space = view.space
+        n = space.max_samples(stage, model, space.stage_cost(stage.name, *anchor[stage.name]))
+        n = min(n, self._room(space, anchor, stage.name, model))
+        if n < stage.min_samples or any(max(n, t) / min(n, t) < NEAR_TRIED for t in own):
+            return lane
+        eq = anchor.replace(stage.name, model=model, samples=n)
+        why = f"{model} on {stage.name} at the best trial's stage budget ({n} samples)"
+        return [_Candidate(eq, "1", why)] + [c for c in lane if c.allocation != eq]
 
     def _rebalance(self, view: AgentView, anchor: Allocation) -> list[_Candidate]:
         """Insight 3: take budget from one stage and spend it on another's samples."""
