@@ -8,6 +8,7 @@ same time can corrupt it.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import fcntl
 import io
@@ -26,17 +27,29 @@ def sqlite_uri(path: str | Path) -> str:
     return f"sqlite:///{Path(path).resolve()}"
 
 
-def _init_store(uri: str) -> MlflowClient:
-    if uri.startswith("sqlite:///"):
-        db = Path(uri[len("sqlite:///") :])
-        db.parent.mkdir(parents=True, exist_ok=True)
-        with open(db.parent / ".init.lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            client = MlflowClient(uri)
-            client.search_experiments(max_results=1)
+@contextlib.contextmanager
+def store_lock(uri: str, name: str):
+    """Hold the file lock ``name`` next to a local SQLite store (processes on this machine take turns);
+    other stores have no such file, and the block runs unlocked."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    db = Path(uri[len("sqlite:///") :]).resolve()
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.parent / name, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
-        return client
-    return MlflowClient(uri)
+
+
+def _init_store(uri: str) -> MlflowClient:
+    with store_lock(uri, ".init.lock"):
+        client = MlflowClient(uri)
+        if uri.startswith("sqlite:///"):
+            client.search_experiments(max_results=1)  # creates the schema, under the lock
+    return client
 
 
 def open_client(tracking_uri: str) -> MlflowClient:

@@ -9,8 +9,6 @@ test says it is better beyond noise; the decision and its evidence go on the sea
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import tempfile
 import time
@@ -20,7 +18,7 @@ from pathlib import Path
 import yaml
 from mlflow.exceptions import MlflowException
 
-from components.archive import open_client
+from components.archive import open_client, store_lock
 from components.champion import TESTS, paired_test
 from components.errors import ConfigError
 from components.pipeline import TrialResult
@@ -101,7 +99,6 @@ def champion_allocation(cfg: dict, task: str) -> Champion:
     return champ
 
 
-@contextlib.contextmanager
 def champion_lock(tracking_uri: str, task: str):
     """Hold the task's champion lock: one decision (read the champion, compare, move the alias) at a time.
 
@@ -110,17 +107,7 @@ def champion_lock(tracking_uri: str, task: str):
     lock is a file next to a local SQLite store, so it serialises processes on this machine; a remote
     tracking server has no such file and its decisions are not serialised.
     """
-    if not tracking_uri.startswith("sqlite:///"):
-        yield
-        return
-    db = Path(tracking_uri[len("sqlite:///") :]).resolve()
-    db.parent.mkdir(parents=True, exist_ok=True)
-    with open(db.parent / f".{registered_name(task)}.champion.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    return store_lock(tracking_uri, f".{registered_name(task)}.champion.lock")
 
 
 def _on_budget(space: SearchSpace, champ: Champion, policy: str) -> tuple[Allocation | None, str]:

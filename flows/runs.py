@@ -35,6 +35,15 @@ class ArchivedSearch:
         return self.run.data.tags.get("task", "")
 
 
+def world_tags(cfg: dict, ctx) -> dict:
+    """The search-run tags that say where a search of ``ctx`` runs: its backend and, on the simulator,
+    its scenario and world seed (written by ``flows.search``, compared by a warm start)."""
+    tags = {"backend": cfg["backend"]["name"]}
+    if ctx.scenario is not None:
+        tags.update(scenario=ctx.scenario.name, scenario_version=ctx.scenario.version, world_seed=ctx.scenario.seed)
+    return tags
+
+
 def experiment_name(cfg: dict, task: str) -> str:
     return cfg["mlflow"].get("experiment") or f"agenttts-{task}"
 
@@ -75,4 +84,4 @@ def find_search(cfg: dict, ref: str, task: str) -> ArchivedSearch:
     return ArchivedSearch(run, exp, best.get("allocation") or {}, run.data.metrics.get("best_score"), archive)
 
 
-__all__ = ["ArchivedSearch", "experiment_name", "find_search"]
+__all__ = ["ArchivedSearch", "experiment_name", "find_search", "world_tags"]

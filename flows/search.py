@@ -18,6 +18,7 @@ from components.plots import best_so_far_png, score_vs_cost_png
 from components.warm import WarmStartSearcher
 from flows.build import Context, build, make_searcher
 from flows.champion import champion_settings, decide_champion
+from flows.runs import world_tags
 from flows.warm import resolve_warm_start
 from tasks.round import fuse, generate_samples, propose, score
 
@@ -71,14 +72,12 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
     tags = {
         "searcher": searcher.name,
         "task": ctx.task.name,
-        "backend": cfg["backend"]["name"],
         "simulated": str(ctx.simulated).lower(),
         "status": "running",
         "kind": "search",
+        **world_tags(cfg, ctx),
         **({"sweep_id": cfg["sweep_id"], "sweep_index": cfg.get("sweep_index", 0)} if cfg.get("sweep_id") else {}),
     }
-    if ctx.scenario is not None:
-        tags.update(scenario=ctx.scenario.name, scenario_version=ctx.scenario.version, world_seed=ctx.scenario.seed)
     if warm is not None:
         tags["warm_start"] = warm.run_id
         run_name += f" warm from {warm.run_id[:8]}"

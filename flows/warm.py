@@ -11,7 +11,7 @@ from pathlib import Path
 
 from components.errors import ConfigError
 from components.warm import WarmStart, top_allocations
-from flows.runs import find_search
+from flows.runs import find_search, world_tags
 
 
 def _champion_run(cfg: dict, task: str) -> str | None:
@@ -54,18 +54,10 @@ def resolve_warm_start(cfg: dict, ctx, progress=print) -> WarmStart | None:
     names = sorted(a.path for a in archive.client.list_artifacts(found.run_id, "guidelines"))
     guidelines = [archive.read_text(found.run_id, p) or "" for p in names if Path(p).name.startswith("round_")]
     allocs, scores, notes = top_allocations(rows, ctx.space, k, found.run_id)
-    theirs, ours = _world(found.run.data.tags), _world(_tags_of(cfg, ctx))
+    theirs, ours = _world(found.run.data.tags), _world(world_tags(cfg, ctx))
     if theirs != ours:  # allowed (the trials are re-evaluated here), but its scores and guidelines are of another world
         notes.append(f"that search ran on {theirs}, this one on {ours}: its scores and guidelines describe the former")
     return WarmStart(found.run_id, allocs, scores, guidelines, notes)
-
-
-def _tags_of(cfg: dict, ctx) -> dict:
-    """The search-run tags that say where a search of ``ctx`` runs (as ``flows.search`` sets them)."""
-    tags = {"backend": cfg["backend"]["name"]}
-    if ctx.scenario is not None:
-        tags.update(scenario=ctx.scenario.name, scenario_version=ctx.scenario.version, world_seed=ctx.scenario.seed)
-    return tags
 
 
 def _world(tags: dict) -> str:
