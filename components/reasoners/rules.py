@@ -230,9 +230,9 @@ class RulesReasoner:
             if n < stage.min_samples:
                 continue
             b = a.replace(stage.name, model=m, samples=n)
-            for take in space.stages:
+            for take in (t for t in space.stages if t.name != stage.name):
                 room = self._room(space, b, take.name, b[take.name][0])
-                if take.name != stage.name and room > b[take.name][1]:
+                if room > b[take.name][1]:
                     b = b.replace(take.name, samples=room)
             if space.is_feasible(b):
                 why = f"the preferred models fit together only at their fewest samples: {stage.name} yields to {m} at half its stage budget"
