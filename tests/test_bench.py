@@ -37,6 +37,7 @@ def test_summary_counts_misses_as_beyond_the_budget():
             "test_score": 0.7,
             "tokens_generated": 10,
             "wall_s": 1.0,
+            "initial_trials": 5,
         },
         {
             "scenario": "s",
@@ -55,8 +56,11 @@ def test_summary_counts_misses_as_beyond_the_budget():
     assert "| s | agenttts | 1 | 4 | 1/1 | 9 |" in text
     assert "| s | random | 1 | >50 | 0/1 | >50 |" in text
     assert "| s | random | +47 [+47, +47] | 1/1 (100%) |" in text
-    # the targets table: 4 trials (<= 12), random's >50 counts as 51 -> 12.8x, final best 100% of seeds
-    assert "| s | 4 | yes | random (>50) | 12.8× | yes | 100% (random) | yes |" in text
+    # the targets table: 4 trials (<= 12), random's >50 counts as 51 -> 12.8x, final best 100% of seeds,
+    # and near by trial 4 of the 5 shared initial-design trials
+    assert "| s | 4 | yes | random (>50) | 12.8× | yes | 100% (random) | yes | 1/1 |" in text
+    rows[0]["initial_trials"] = 3  # the agent got there after the shared design
+    assert "| 12.8× | yes | 100% (random) | yes | 0/1 |" in summarize(rows, 50)
 
 
 @pytest.mark.slow
