@@ -120,9 +120,13 @@ class SimWorld:
     name = "sim"
     simulated = True
 
-    def __init__(self, scenario: Scenario | str | dict):
+    def __init__(self, scenario: Scenario | str | dict, replica: int = 0):
         self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
         self.seed = self.scenario.seed
+        # replica r > 0 redraws every sample and fusion stream of the same world (items' difficulties,
+        # distractors and token factors unchanged): repeated measurements of one allocation
+        self.replica = int(replica)
+        self._streams = (self.seed,) if self.replica == 0 else (self.seed, f"replica{self.replica}")
         self._latent: dict[tuple, object] = {}  # per (stage, model, item) latent state
         self._texts: dict[str, np.ndarray] = {}  # per item: correct and wrong answer texts
         self._norm: dict[str, str] = {}  # candidate text -> normalized answer (fusion is hot)
@@ -142,7 +146,7 @@ class SimWorld:
             return self._fuse(req, stage, model)
         if req.n < 0 or req.start < 0:
             raise ConfigError(f"bad sample range start={req.start} n={req.n}")
-        stream = _seed(self.seed, req.item.id, stage.name, model.name, req.upstream)
+        stream = _seed(*self._streams, req.item.id, stage.name, model.name, req.upstream)
         # One (start+n, K) draw with K fixed per stream: row i depends on i only (prefix property).
         if stage.kind == "select":
             texts, out_u = self._select(req, stage, model, stream)
@@ -297,7 +301,7 @@ class SimWorld:
         want = sorted(set(sizes))
         if want and not 1 <= want[0] <= want[-1] <= len(cands):
             raise ConfigError(f"fusion prefix sizes {want[0]}..{want[-1]} outside 1..{len(cands)} candidates")
-        h = _hasher(self.seed, "fuse", req.item.id, stage.name, model.name)
+        h = _hasher(*self._streams, "fuse", req.item.id, stage.name, model.name)
         select = stage.kind == "select"
         first: dict[str, str] = {}  # normalized answer -> fused text, in first-seen order
         counts: dict[str, int] = {}

@@ -52,6 +52,27 @@ def test_same_seed_same_outputs_different_seed_different(items):
     assert [g.texts for g in a] != [g.texts for g in c]
 
 
+def test_replica_redraws_the_streams_of_the_same_world(items):
+    reqs = requests(items)
+    a, a0 = SimWorld("2wiki").generate(reqs), SimWorld("2wiki", replica=0).generate(reqs)
+    w1 = SimWorld("2wiki", replica=1)
+    b = w1.generate(reqs)
+    assert a == a0  # replica 0 is the world itself
+    assert [g.texts for g in a] != [g.texts for g in b]
+    assert [g.prompt_tokens for g in a] == [g.prompt_tokens for g in b]
+    w0 = SimWorld("2wiki")
+    qa = w0.scenario.stage("qa")
+    for r in reqs[1::2]:  # the items' latent difficulty is the world's, not the replica's
+        m = qa.model(r.model)
+        assert w0._answer_latent(r, qa, m) == w1._answer_latent(r, qa, m)
+    # LLM fusion draws are redrawn too (replica 0 reproduces the world's)
+    cands = tuple(f"Answer: {x}" for x in "abcdeabcde")
+    fuse = [Request("Llama-3.2-3B", "", n=1, stage="qa", item=it, candidates=cands) for it in items]
+    f0, f1 = SimWorld("2wiki").generate(fuse), w1.generate(fuse)
+    assert f0 == SimWorld("2wiki", replica=0).generate(fuse)
+    assert [g.output_tokens for g in f0] != [g.output_tokens for g in f1]  # the fuser's draws
+
+
 def test_prefix_property(items):
     w = SimWorld("2wiki")
     whole = w.generate(requests(items, 0, 15))

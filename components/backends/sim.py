@@ -12,6 +12,9 @@ class SimBackend(SimWorld):
     name = "sim"
     simulated = True
 
-    def __init__(self, scenario: Scenario):
-        super().__init__(scenario)
-        self.world = f"sim:{scenario.name}:v{scenario.version}:seed{scenario.seed}"
+    def __init__(self, scenario: Scenario, replica: int = 0):
+        super().__init__(scenario, replica)
+        # a replica's samples differ from the world's: they must never share bank entries
+        self.world = f"sim:{scenario.name}:v{scenario.version}:seed{scenario.seed}" + (
+            f":replica{replica}" if replica else ""
+        )
