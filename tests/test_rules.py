@@ -85,6 +85,32 @@ def test_probes_within_noise_prefer_the_smaller_model_and_clear_losers_are_ruled
     assert {st: m for st, (m, _) in rules.top_models(v).items()} == {"retrieval": "Qwen2.5-32B", "qa": "Llama-3.1-70B"}
 
 
+def test_the_shared_probe_counts_for_every_stage():
+    """TaskBench's probes share one allocation, every stage's 70B once: it is run once (listed under the
+    first stage) but is each stage's 70B probe, so 8B probes that lose to it are ruled out."""
+    ctx = build(compose(["task=taskbench", "scenario=taskbench"]))
+    space = ctx.space
+    probes = {a: st for a, st, _ in insight1_probes(space)}
+    assert len(probes) == 4 and set(probes.values()) == {s.name for s in space.stages}
+    big = "Llama-3.1-70B"
+
+    def score(a):
+        small = [s for s, m, _ in a.choices if m != big]
+        return {(): 0.50, ("decomposition",): 0.54, ("tool_selection",): 0.40}.get(tuple(small), 0.32)
+
+    v = view(space, [trial(space, a, score(a)) for a in probes], probes)
+    rules = RulesReasoner()
+    prefs = {st: m for st, (m, _) in rules.preferred_models(v).items()}
+    assert prefs == {"decomposition": "Llama-3.1-8B", "tool_selection": big, "parameter_prediction": big}
+    assert rules.ruled_out(v) == {
+        "decomposition": set(),
+        "tool_selection": {"Llama-3.1-8B"},
+        "parameter_prediction": {"Llama-3.1-8B"},
+    }
+    first = rules.candidates(v)[0].allocation  # the preferred models combined
+    assert [m for _, m, _ in first.choices] == ["Llama-3.1-8B", big, big]
+
+
 def test_the_anchor_is_the_costliest_of_equally_best_trials(tight):
     space, _, probes, _ = tight
     cheap, dear = alloc("Qwen2.5-7B", 2, "Llama-3.2-3B", 10), alloc("Qwen2.5-7B", 20, "Llama-3.2-3B", 40)

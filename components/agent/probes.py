@@ -16,13 +16,26 @@ PROBE_CAP = 60  # AgentTTS caps probe samples at 60
 
 
 def insight1_probes(space: SearchSpace, cap: int = PROBE_CAP) -> list[tuple[Allocation, str, str]]:
-    """The initial trials as (allocation, probed stage, reason). Duplicates and infeasible ones dropped."""
+    """The initial trials as (allocation, probed stage, reason). Duplicates and infeasible ones dropped:
+    an allocation that probes several stages (every stage's largest model once) is run once, listed
+    under the first; :func:`stage_probes` keeps it under each."""
+    out: dict[Allocation, tuple[str, str]] = {}
+    for stage, probes in stage_probes(space, cap).items():
+        for a, why in probes:
+            out.setdefault(a, (stage, why))
+    return [(a, st, why) for a, (st, why) in out.items()]
+
+
+def stage_probes(space: SearchSpace, cap: int = PROBE_CAP) -> dict[str, list[tuple[Allocation, str]]]:
+    """Per stage, its feasible probes as (allocation, reason): every candidate model at the same stage
+    budget, the other stages fixed."""
     stages = space.stages
     budget = space.budget.value
     largest1 = {s.name: space.stage_cost(s.name, s.largest.name, 1) for s in stages}
     smallest1 = {s.name: space.stage_cost(s.name, s.smallest.name, 1) for s in stages}
-    out: dict[Allocation, tuple[str, str]] = {}
+    out: dict[str, list[tuple[Allocation, str]]] = {}
     for stage in stages:
+        out[stage.name] = []
         others = [s for s in stages if s.name != stage.name]
         b_i = min(largest1[stage.name], budget - sum(smallest1[s.name] for s in others))
         rest = budget - b_i
@@ -36,13 +49,13 @@ def insight1_probes(space: SearchSpace, cap: int = PROBE_CAP) -> list[tuple[Allo
                 continue
             choice = tuple((s.name, m.name, n) if s.name == stage.name else (s.name, *fixed[s.name]) for s in stages)
             a = Allocation(choice)
-            if space.is_feasible(a) and a not in out:
+            if space.is_feasible(a) and all(a != b for b, _ in out[stage.name]):
                 budget_txt = f"{b_i:.0f}" if math.isfinite(b_i) else "?"
-                out[a] = (
-                    stage.name,
+                out[stage.name].append(
                     (
+                        a,
                         f"Insight 1 probe of stage '{stage.name}': {m.name} with {n} samples at the stage budget "
-                        f"{budget_txt} {space.budget.kind} (other stages fixed)"
-                    ),
+                        f"{budget_txt} {space.budget.kind} (other stages fixed)",
+                    )
                 )
-    return [(a, st, why) for a, (st, why) in out.items()]
+    return out

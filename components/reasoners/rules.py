@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from components.agent.probes import stage_probes
 from components.pipeline import TrialResult, best_trial
 from components.reasoners.base import AgentView, Reply
 from components.space import Allocation, SearchSpace
@@ -81,9 +82,12 @@ class RulesReasoner:
 
     @staticmethod
     def _probe_results(view: AgentView, stage: str) -> list[tuple[Allocation, TrialResult]]:
-        """The evaluated Insight-1 probes of ``stage`` with their results."""
+        """The evaluated Insight-1 probes of ``stage`` with their results, the shared one included (every
+        stage's largest model once probes each stage, though it runs once)."""
+        if stage not in view.probes.values():  # not probed (a warm start settled its model)
+            return []
         by_alloc = {r.allocation: r for r in view.history}
-        return [(a, by_alloc[a]) for a, st in view.probes.items() if st == stage and a in by_alloc]
+        return [(a, by_alloc[a]) for a, _ in stage_probes(view.space)[stage] if a in by_alloc]
 
     def top_models(self, view: AgentView) -> dict[str, tuple[str, str]]:
         """Per probed stage, the model of its best-scoring probe (ties: the smaller)."""
@@ -171,16 +175,13 @@ class RulesReasoner:
         why: str = "combine the preferred model of every stage (Insight 1), samples fitted to the budget",
     ) -> list[_Candidate]:
         """Right after the probes: every stage on its preferred model, samples fitted to the budget."""
-        by_alloc = {r.allocation: r for r in view.history}
         choice = []
         for stage in view.space.stages:
             if stage.name not in prefs:
                 return []
             model = prefs[stage.name][0]
             probe_samples = [
-                a[stage.name][1]
-                for a, st in view.probes.items()
-                if st == stage.name and a[stage.name][0] == model and a in by_alloc
+                a[stage.name][1] for a, _ in self._probe_results(view, stage.name) if a[stage.name][0] == model
             ]
             if not probe_samples:  # model from prior experience: the samples of its best trial so far
                 probe_samples = [
