@@ -97,6 +97,8 @@ def test_bench_end_to_end_on_an_outside_scenario(tmp_path, tiny_dir, monkeypatch
     for r in rows:
         assert float(r["best_train"]) <= float(r["oracle_train"]) + 1e-9
         assert r["test_score"] != "" and int(r["tokens_generated"]) > 0
+    # every searcher started from the same shared design: its trial count, one per distinct probe
+    assert len({r["initial_trials"] for r in rows}) == 1 and int(rows[0]["initial_trials"]) >= 2
     assert (out / "summary.md").read_text().startswith("All numbers are SIMULATED")
     assert (out / "best_so_far_tiny.png").read_bytes()[:4] == b"\x89PNG"
     from mlflow.tracking import MlflowClient
