@@ -8,6 +8,7 @@ the other stages run their largest model once if the rest of the budget allows, 
 
 from __future__ import annotations
 
+import functools
 import math
 
 from components.space import Allocation, SearchSpace
@@ -26,9 +27,11 @@ def insight1_probes(space: SearchSpace, cap: int = PROBE_CAP) -> list[tuple[Allo
     return [(a, st, why) for a, (st, why) in out.items()]
 
 
-def stage_probes(space: SearchSpace, cap: int = PROBE_CAP) -> dict[str, list[tuple[Allocation, str]]]:
+@functools.lru_cache(maxsize=32)
+def stage_probes(space: SearchSpace, cap: int = PROBE_CAP) -> dict[str, tuple[tuple[Allocation, str], ...]]:
     """Per stage, its feasible probes as (allocation, reason): every candidate model at the same stage
-    budget, the other stages fixed."""
+    budget, the other stages fixed. Cached per space (spaces are not changed after construction): the
+    rules reasoner reads it for every stage several times a round."""
     stages = space.stages
     budget = space.budget.value
     largest1 = {s.name: space.stage_cost(s.name, s.largest.name, 1) for s in stages}
@@ -58,4 +61,4 @@ def stage_probes(space: SearchSpace, cap: int = PROBE_CAP) -> dict[str, list[tup
                         f"{budget_txt} {space.budget.kind} (other stages fixed)",
                     )
                 )
-    return out
+    return {st: tuple(p) for st, p in out.items()}
