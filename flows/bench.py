@@ -105,6 +105,7 @@ def task_for(scenario: dict, data_paths: dict) -> tuple[str, list[str]]:
 
 def _job(job: dict) -> list[dict]:
     """One (scenario, seed): oracle, then every searcher. Runs in a worker process."""
+    from components.agent.probes import insight1_probes
     from components.bank import SampleBank
     from components.bench import SearchRun, run_search, timed
     from components.oracle import grid_best
@@ -125,8 +126,6 @@ def _job(job: dict) -> list[dict]:
             oracle, oracle_alloc = top[1], str(top[0])
             cache.parent.mkdir(parents=True, exist_ok=True)
             cache.write_text(json.dumps({"oracle": oracle, "allocation": oracle_alloc, "seconds": oracle_s}))
-    from components.agent.probes import insight1_probes
-
     # trials of the shared initial design: a searcher near the oracle by then ties with every other one
     shared = min(len(insight1_probes(ctx.space)), job["trials"]) if job["initial_design"] else 0
     out = []
