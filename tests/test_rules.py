@@ -191,3 +191,30 @@ def test_a_trials_answer_is_k_new_feasible_allocations(tight):
     assert len(allocs) == 4 and len(set(allocs)) == 4
     assert all(space.is_feasible(a) and a not in {r.allocation for r in history} for a in allocs)
     assert all(c["insight"] and c["rationale"] for c in answer)
+
+
+def test_a_count_that_lost_at_other_anchors_is_proposed_last():
+    """TaskBench: tool selection 70B x4 lost to x3 at two decomposition counts (by 3 and 1 questions,
+    2 on average), so moves that give tool selection 4 samples again come after every other move;
+    x1, which lost once by one question only, is not held back."""
+    ctx = build(compose(["task=taskbench", "scenario=taskbench"]))
+    space = ctx.space
+    probes = {a: st for a, st, _ in insight1_probes(space)}
+    big, small = "Llama-3.1-70B", "Llama-3.1-8B"
+
+    def a(d, t):
+        return Allocation((("decomposition", small, d), ("tool_selection", big, t), ("parameter_prediction", big, 1)))
+
+    scores = {a(15, 3): 0.68, a(15, 4): 0.62, a(29, 3): 0.66, a(29, 4): 0.64, a(29, 1): 0.64}
+    hist = [trial(space, p, 0.4) for p in probes] + [trial(space, x, v) for x, v in scores.items()]
+    v = view(space, hist, probes, round_=3)
+    rules = RulesReasoner()
+    lost = rules.lost_counts(v)
+    assert ("tool_selection", big, 4) in lost
+    assert ("tool_selection", big, 1) not in lost and ("tool_selection", big, 3) not in lost
+    reusing = [c for c in rules.candidates(v) if c.allocation["tool_selection"] == (big, 4)]
+    assert reusing  # the moves still generate it ...
+    picked = json.loads(rules.trials(v))["candidates"]
+    assert len(picked) == 4
+    assert all(c["tool_selection"]["samples"] != 4 for c in picked)  # ... but it is not picked
+    assert "tool_selection Llama-3.1-70B×4" in rules.guidelines(v)  # and the guidelines say so

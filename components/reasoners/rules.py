@@ -25,6 +25,8 @@ How it proposes (candidates in this order, duplicates and over-budget ones skipp
    moves above around the next-best trials, and only then seeded random feasible allocations.
 
 The moves start from the best trial; among equal scores, the one that spends the most budget.
+A candidate that reuses a stage's sample count which lost at other anchors (the same model, every
+other stage equal) goes after all the others: Insight 2's evidence pooled across the archive.
 """
 
 from __future__ import annotations
@@ -513,10 +515,39 @@ class RulesReasoner:
             stalled = (self._ladder(view, cheap) if cheap is not None else [])[:1] or explore[:1]
         return first + stalled + mixed + explore
 
+    def lost_counts(self, view: AgentView) -> set[tuple[str, str, int]]:
+        """Insight 2's evidence pooled across anchors: the (stage, model, count) choices that lose to the
+        best count of the same model with every other stage equal, by more than one noise level on
+        average over at least two such comparisons, or by more than two in a single one."""
+        noise, scans = self.noise(view), {}
+        for r in view.history:
+            if r.status != "ok":
+                continue
+            for s, m, n in r.allocation.choices:
+                rest = tuple(c for c in r.allocation.choices if c[0] != s)
+                scans.setdefault((s, m, rest), []).append((n, r.score))
+        gaps: dict[tuple[str, str, int], list[float]] = {}
+        for (s, m, _), pts in scans.items():
+            if len(pts) > 1:
+                top = max(v for _, v in pts)
+                for n, v in pts:
+                    gaps.setdefault((s, m, n), []).append(v - top)
+        return {
+            key
+            for key, g in gaps.items()
+            if (len(g) > 1 and sum(g) / len(g) < -noise + 1e-9) or (len(g) == 1 and g[0] < -2 * noise)
+        }
+
     def trials(self, view: AgentView) -> str:
         seen = {r.allocation for r in view.history}
         picked: dict[Allocation, _Candidate] = {}
-        for c in self.candidates(view):
+        # a count that lost at other anchors keeps losing (tool selection x4 after x3 won at three
+        # decomposition counts): candidates reusing one go last, after every other move
+        lost = self.lost_counts(view)
+        cands = self.candidates(view)
+        reuse = [any(x in lost for x in c.allocation.choices) for c in cands]
+        cands = [c for c, r in zip(cands, reuse) if not r] + [c for c, r in zip(cands, reuse) if r]
+        for c in cands:
             a = c.allocation
             if a in seen or a in picked or not view.space.is_feasible(a):
                 continue
@@ -565,6 +596,12 @@ class RulesReasoner:
                 )
         used = best.cost.measure(space.budget.kind)
         shares = ", ".join(f"{s}: {space.stage_cost(s, m, n):.0f}" for s, m, n in best.allocation.choices)
+        lost = sorted(self.lost_counts(view))
+        if lost:
+            pts = ", ".join(f"{s} {m}×{n}" for s, m, n in lost)
+            lines.append(
+                f"   - counts that lost to another count of the same model, other stages equal: {pts}; avoid them."
+            )
         lines.append("3. Budget balance (Insight 3):")
         lines.append(
             f"   - the best trial ({best.allocation}, score {best.score:.3f}) uses {used:.0f} of {space.budget.value:.0f} {space.budget.kind} ({shares})."
