@@ -218,3 +218,21 @@ def test_a_count_that_lost_at_other_anchors_is_proposed_last():
     assert len(picked) == 4
     assert all(c["tool_selection"]["samples"] != 4 for c in picked)  # ... but it is not picked
     assert "tool_selection Llama-3.1-70B×4" in rules.guidelines(v)  # and the guidelines say so
+
+
+def test_the_ladder_leads_with_a_different_stage_each_round():
+    """A round's slots are shared with the other moves, so the ladder's first candidate is often its
+    only one: the stage it scans rotates with the round, instead of always being the first stage."""
+    ctx = build(compose(["task=taskbench", "scenario=taskbench"]))
+    space = ctx.space
+    probes = {a: st for a, st, _ in insight1_probes(space)}
+    big, small = "Llama-3.1-70B", "Llama-3.1-8B"
+    anchor = Allocation((("decomposition", small, 10), ("tool_selection", big, 1), ("parameter_prediction", small, 1)))
+    hist = [trial(space, p, 0.4) for p in probes] + [trial(space, anchor, 0.6)]
+    rules, names = RulesReasoner(), [s.name for s in space.stages]
+    led = []
+    for rnd in (1, 2, 3, 4):
+        first = rules._ladder(view(space, hist, probes, round_=rnd), anchor)[0].allocation
+        (moved,) = [s for s in names if first[s] != anchor[s]]
+        led.append(moved)
+    assert led == [names[1], names[2], names[0], names[1]]

@@ -17,7 +17,8 @@ How it proposes (candidates in this order, duplicates and over-budget ones skipp
 2. Insight 2 (sample count): around the best trial so far, walk each stage's sample count along a
    geometric ladder towards its plateau: step up while the score still rises, down when the best
    is the lowest count tried, then bisect between the best count and its better neighbour (counts
-   next to a tried one are skipped: they share most of its samples).
+   next to a tried one are skipped: they share most of its samples). The stages' scans are
+   interleaved, a different stage first each round.
 3. Insight 3 (budget balance): move budget between stages: give one stage fewer samples (or a
    smaller model at the same cost) and spend what is freed on another stage's samples.
 4. Exploration when results stall (no improvement in the last round): models not yet tried at the
@@ -314,8 +315,12 @@ class RulesReasoner:
         return [_Candidate(base.replace(stage.name, samples=n), "2", why) for n, why in todo]
 
     def _ladder(self, view: AgentView, anchor: Allocation) -> list[_Candidate]:
-        """Insight 2 on every stage's current model, interleaved across stages."""
+        """Insight 2 on every stage's current model, interleaved across stages, a different stage first
+        each round: a round's k slots are shared with the other moves, so often only the leading lane
+        gets one, and a fixed order left the later stages' sample counts unscanned for many rounds."""
         lanes = [self._lane(view, anchor, st, anchor[st.name][0]) for st in view.space.stages]
+        lead = view.round % len(lanes)
+        lanes = lanes[lead:] + lanes[:lead]
         return [c for group in itertools.zip_longest(*lanes) for c in group if c is not None]
 
     def _runner_up(self, view: AgentView, anchor: Allocation) -> list[_Candidate]:
