@@ -61,7 +61,8 @@ def expected_first(job: dict) -> dict:
     order = sorted(expected, key=lambda k: -expected[k])
     probes = [a.key for a, _, _ in insight1_probes(ctx.space)] if job["initial_design"] else []
     hit = next((i for i, k in enumerate(probes, 1) if real[k] >= threshold), None)
-    rest = [k for k in order if k not in set(probes)]
+    tried = set(probes)
+    rest = [k for k in order if k not in tried]
     return {
         "scenario": job["scenario"],
         "seed": job["seed"],

@@ -23,6 +23,13 @@ def tight():
     return ctx.space, env, probes, env.evaluate(list(probes))
 
 
+@pytest.fixture(scope="module")
+def taskbench():
+    """The simulated TaskBench space (3 stages, 8B / 70B each) and its Insight-1 probes."""
+    space = build(compose(["task=taskbench", "scenario=taskbench"])).space
+    return space, {a: st for a, st, _ in insight1_probes(space)}
+
+
 def view(space, history, probes, round_=1, k=4):
     return AgentView("trials", space, history, k, 50, probes, [], round_, 0)
 
@@ -85,12 +92,10 @@ def test_probes_within_noise_prefer_the_smaller_model_and_clear_losers_are_ruled
     assert {st: m for st, (m, _) in rules.top_models(v).items()} == {"retrieval": "Qwen2.5-32B", "qa": "Llama-3.1-70B"}
 
 
-def test_the_shared_probe_counts_for_every_stage():
+def test_the_shared_probe_counts_for_every_stage(taskbench):
     """TaskBench's probes share one allocation, every stage's 70B once: it is run once (listed under the
     first stage) but is each stage's 70B probe, so 8B probes that lose to it are ruled out."""
-    ctx = build(compose(["task=taskbench", "scenario=taskbench"]))
-    space = ctx.space
-    probes = {a: st for a, st, _ in insight1_probes(space)}
+    space, probes = taskbench
     assert len(probes) == 4 and set(probes.values()) == {s.name for s in space.stages}
     big = "Llama-3.1-70B"
 
@@ -193,13 +198,11 @@ def test_a_trials_answer_is_k_new_feasible_allocations(tight):
     assert all(c["insight"] and c["rationale"] for c in answer)
 
 
-def test_a_count_that_lost_at_other_anchors_is_proposed_last():
+def test_a_count_that_lost_at_other_anchors_is_proposed_last(taskbench):
     """TaskBench: tool selection 70B x4 lost to x3 at two decomposition counts (by 3 and 1 questions,
     2 on average), so moves that give tool selection 4 samples again come after every other move;
     x1, which lost once by one question only, is not held back."""
-    ctx = build(compose(["task=taskbench", "scenario=taskbench"]))
-    space = ctx.space
-    probes = {a: st for a, st, _ in insight1_probes(space)}
+    space, probes = taskbench
     big, small = "Llama-3.1-70B", "Llama-3.1-8B"
 
     def a(d, t):
@@ -220,12 +223,10 @@ def test_a_count_that_lost_at_other_anchors_is_proposed_last():
     assert "tool_selection Llama-3.1-70B×4" in rules.guidelines(v)  # and the guidelines say so
 
 
-def test_the_ladder_leads_with_a_different_stage_each_round():
+def test_the_ladder_leads_with_a_different_stage_each_round(taskbench):
     """A round's slots are shared with the other moves, so the ladder's first candidate is often its
     only one: the stage it scans rotates with the round, instead of always being the first stage."""
-    ctx = build(compose(["task=taskbench", "scenario=taskbench"]))
-    space = ctx.space
-    probes = {a: st for a, st, _ in insight1_probes(space)}
+    space, probes = taskbench
     big, small = "Llama-3.1-70B", "Llama-3.1-8B"
     anchor = Allocation((("decomposition", small, 10), ("tool_selection", big, 1), ("parameter_prediction", small, 1)))
     hist = [trial(space, p, 0.4) for p in probes] + [trial(space, anchor, 0.6)]

@@ -549,10 +549,7 @@ class RulesReasoner:
         # a count that lost at other anchors keeps losing (tool selection x4 after x3 won at three
         # decomposition counts): candidates reusing one go last, after every other move
         lost = self.lost_counts(view)
-        cands = self.candidates(view)
-        reuse = [any(x in lost for x in c.allocation.choices) for c in cands]
-        cands = [c for c, r in zip(cands, reuse) if not r] + [c for c, r in zip(cands, reuse) if r]
-        for c in cands:
+        for c in sorted(self.candidates(view), key=lambda c: any(x in lost for x in c.allocation.choices)):
             a = c.allocation
             if a in seen or a in picked or not view.space.is_feasible(a):
                 continue
