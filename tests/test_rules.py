@@ -237,3 +237,18 @@ def test_the_ladder_leads_with_a_different_stage_each_round(taskbench):
         (moved,) = [s for s in names if first[s] != anchor[s]]
         led.append(moved)
     assert led == [names[1], names[2], names[0], names[1]]
+
+
+def test_the_rebalance_gives_from_a_different_stage_each_round(taskbench):
+    """The same for Insight 3: the stage that gives budget first rotates with the round."""
+    space, probes = taskbench
+    big, small = "Llama-3.1-70B", "Llama-3.1-8B"
+    anchor = Allocation((("decomposition", small, 10), ("tool_selection", big, 2), ("parameter_prediction", small, 2)))
+    hist = [trial(space, p, 0.4) for p in probes] + [trial(space, anchor, 0.6)]
+    rules, names = RulesReasoner(), [s.name for s in space.stages]
+    gave = []
+    for rnd in (1, 2, 3, 4):
+        first = rules._rebalance(view(space, hist, probes, round_=rnd), anchor)[0].allocation
+        (cut,) = [s for s in names if space.stage_cost(s, *first[s]) < space.stage_cost(s, *anchor[s])]
+        gave.append(cut)
+    assert gave == [names[1], names[2], names[0], names[1]]

@@ -365,10 +365,12 @@ class RulesReasoner:
         return [_Candidate(eq, "1", why)] + [c for c in lane if c.allocation != eq]
 
     def _rebalance(self, view: AgentView, anchor: Allocation) -> list[_Candidate]:
-        """Insight 3: take budget from one stage and spend it on another's samples."""
+        """Insight 3: take budget from one stage and spend it on another's samples; the giving stage
+        rotates with the round, as the ladder's lanes do (a round usually has one slot for this move)."""
         space, out = view.space, []
         lost = self.ruled_out(view)
-        for give in space.stages:
+        lead = view.round % len(space.stages)
+        for give in space.stages[lead:] + space.stages[:lead]:
             g_model, g_s = anchor[give.name]
             cheaper = []
             if g_s > 1:
