@@ -252,3 +252,21 @@ def test_the_rebalance_gives_from_a_different_stage_each_round(taskbench):
         (cut,) = [s for s in names if space.stage_cost(s, *first[s]) < space.stage_cost(s, *anchor[s])]
         gave.append(cut)
     assert gave == [names[1], names[2], names[0], names[1]]
+
+
+def test_a_stalled_search_sweeps_the_plateau_of_the_best_trial(tight):
+    """Scores on a plateau differ by a question or two from count to count, so once the search stalls
+    one slot goes to an untried count between the plateau's ends, far from every tried count."""
+    space, _, probes, _ = tight
+    curve = {10: 0.60, 6: 0.50, 20: 0.60, 40: 0.59, 60: 0.50}  # the plateau: 10-40 (noise 0.04)
+    hist = [trial(space, alloc("Qwen2.5-7B", 1, "Llama-3.2-3B", n), v) for n, v in curve.items()]
+    assert all(space.is_feasible(r.allocation) for r in hist)
+    rules = RulesReasoner()
+    v = view(space, hist, probes, round_=3)
+    assert rules._stalled(v)  # the last batch of 4 did not beat the first trial's 0.60
+    first = rules.candidates(v)[0]
+    assert "sweep the plateau of qa" in first.rationale
+    assert first.allocation["retrieval"] == ("Qwen2.5-7B", 1)
+    assert first.allocation["qa"][1] in (14, 28)  # the middles (in ratio) of the widest untried gaps
+    improving = [hist[1], hist[0], *hist[2:]]  # the 0.60 came in the last batch
+    assert not any("sweep" in c.rationale for c in rules.candidates(view(space, improving, probes, round_=3)))

@@ -21,8 +21,10 @@ How it proposes (candidates in this order, duplicates and over-budget ones skipp
    interleaved, a different stage first each round.
 3. Insight 3 (budget balance): move budget between stages: give one stage fewer samples (or a
    smaller model at the same cost) and spend what is freed on another stage's samples.
-4. Exploration when results stall (no improvement in the last round): models not yet tried at the
-   best trial's stage budget, crossover of the two best trials, neighbours of the runner-up, the
+4. When results stall (no improvement in the last round), one slot sweeps the plateau: an untried
+   count between the lowest and highest count within noise of the best, far from the tried ones
+   (on a plateau the score moves by a question or two from one count to the next, at no predictable
+   count). Then exploration: models not yet tried at the best trial's stage budget, crossover of the two best trials, neighbours of the runner-up, the
    moves above around the next-best trials, and only then seeded random feasible allocations.
 
 The moves start from the best trial; among equal scores, the one that spends the most budget.
@@ -323,6 +325,33 @@ class RulesReasoner:
         lanes = lanes[lead:] + lanes[:lead]
         return [c for group in itertools.zip_longest(*lanes) for c in group if c is not None]
 
+    def _sweep(self, view: AgentView, anchor: Allocation) -> list[_Candidate]:
+        """Insight 2 once the plateau is found: each stage's untried counts between the lowest and the
+        highest count within noise of its best, the farthest (in ratio) from any tried count first.
+
+        On a plateau the score moves by a question or two from one count to the next, so its best
+        count is found by covering the plateau, not by refining around the best one so far.
+        """
+        space, noise, lanes = view.space, self.noise(view), []
+        lead = view.round % len(space.stages)
+        for st in space.stages[lead:] + space.stages[:lead]:
+            tried = self.curve(view, anchor, st.name)
+            if len(tried) < 2:
+                continue
+            top = max(tried.values())
+            flat = [n for n in tried if tried[n] >= top - noise]
+            hi = min(max(flat), self._room(space, anchor, st.name, anchor[st.name][0]))
+            todo = [n for n in range(max(st.min_samples, min(flat)), hi + 1) if n not in tried]
+            gap = {n: min(abs(np.log(n / t)) for t in tried) for n in todo}
+            why = f"sweep the plateau of {st.name} ({min(flat)}-{max(flat)} samples within noise of the best)"
+            lanes.append(
+                [
+                    _Candidate(anchor.replace(st.name, samples=n), "2", f"{why}: try {n}")
+                    for n in sorted(todo, key=gap.get, reverse=True)
+                ]
+            )
+        return [c for group in itertools.zip_longest(*lanes) for c in group if c is not None]
+
     def _runner_up(self, view: AgentView, anchor: Allocation) -> list[_Candidate]:
         """Insight 1 revisited: a stage's second model may win at another sample count (a small
         model peaks earlier than the probe's equal-budget count), so its sample count is scanned too,
@@ -516,10 +545,16 @@ class RulesReasoner:
         mixed = [c for group in groups for c in group if c is not None]
         stalled = []
         if self._stalled(view):
-            # a best trial that spends the whole budget blocks Insight 2 on its stages; the cheapest
-            # trial within noise of it still has room, so one slot goes to its ladder
+            # one slot covers the plateau of the best trial's stages (its best count is a question or
+            # two above the rest, at no predictable count); when no stage has a scanned plateau: a best
+            # trial that spends the whole budget blocks Insight 2 on its stages, but the cheapest trial
+            # within noise of it still has room, so the slot goes to its ladder
             cheap = self._cheap_anchor(view, best)
-            stalled = (self._ladder(view, cheap) if cheap is not None else [])[:1] or explore[:1]
+            stalled = (
+                self._sweep(view, anchor)[:1]
+                or (self._ladder(view, cheap) if cheap is not None else [])[:1]
+                or explore[:1]
+            )
         return first + stalled + mixed + explore
 
     def lost_counts(self, view: AgentView) -> set[tuple[str, str, int]]:
