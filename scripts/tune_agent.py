@@ -1,7 +1,8 @@
 """Tune a searcher on the simulated scenarios against cached grid lookups, fast and exact. SIMULATED.
 
     python scripts/tune_agent.py [--scenarios a,b,...] [--seeds 10-29] [--searcher agenttts]
-        [--reference optuna_tpe] [--jobs 2] [--cache DIR] [--trials 50] [--save FILE.json] [hydra overrides ...]
+        [--reference optuna_tpe] [--jobs 2] [--cache DIR] [--trials 50] [--save FILE.json] [--plateau]
+        [hydra overrides ...]
 
 Per (scenario, seed) the score of every allocation of the grid is computed once with the grid oracle
 (``components.oracle.grid_scores``, tested equal to ``Environment.evaluate``) and cached on disk; the
@@ -161,6 +162,23 @@ def report(jobs: list[dict], results: list[dict], a: argparse.Namespace) -> None
     )
 
 
+def plateau(jobs: list[dict]) -> None:
+    """How much of each grid's top is "near": the median count of allocations within one question of
+    the oracle, within three, and the share of the second that is the first. On a plateau the score
+    moves by a question or two from one allocation to the next, so reaching near once the plateau is
+    found is a matter of covering it."""
+    print("scenario     near  within 3 questions  share   (medians over the seeds' grids)")
+    for s in dict.fromkeys(j["scenario"] for j in jobs):
+        rows = []
+        for j in (j for j in jobs if j["scenario"] == s):
+            g = np.load(j["grid"])
+            v, n = g["scores"], int(g["n"])
+            near, top3 = (v >= v.max() - 1 / n - 1e-9).sum(), (v >= v.max() - 3 / n - 1e-9).sum()
+            rows.append((near, top3, near / top3))
+        med = [statistics.median(r[i] for r in rows) for i in range(3)]
+        print(f"{s:12s} {med[0]:5.0f} {med[1]:19.0f} {med[2]:6.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenarios", help="comma-separated; default: every public scenario, as agenttts bench")
@@ -171,6 +189,7 @@ def main() -> None:
     ap.add_argument("--cache", default="bench-out/.grid-cache")
     ap.add_argument("--trials", type=int, default=50)
     ap.add_argument("--save", help="write the per-(scenario, seed) results here as JSON")
+    ap.add_argument("--plateau", action="store_true", help="also print how much of each grid's top is near")
     ap.add_argument("overrides", nargs="*", help="hydra overrides applied to every job, as in agenttts bench")
     a = ap.parse_args()
     jobs = plan(a)
@@ -186,6 +205,8 @@ def main() -> None:
     print(f"grids: {len(missing)} computed in {grid_s:.0f} s, {len(jobs) - len(missing)} cached ({a.cache})")
     print(f"searches: {len(jobs)} (scenario, seed) jobs in {time.perf_counter() - t:.0f} s on {a.jobs} processes")
     report(jobs, results, a)
+    if a.plateau:
+        plateau(jobs)
     if a.save:
         rows = [{"scenario": j["scenario"], "seed": j["seed"], **r} for j, r in zip(jobs, results, strict=True)]
         Path(a.save).write_text(json.dumps(rows, indent=1))
