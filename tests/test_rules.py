@@ -223,35 +223,25 @@ def test_a_count_that_lost_at_other_anchors_is_proposed_last(taskbench):
     assert "tool_selection Llama-3.1-70B×4" in rules.guidelines(v)  # and the guidelines say so
 
 
-def test_the_ladder_leads_with_a_different_stage_each_round(taskbench):
-    """A round's slots are shared with the other moves, so the ladder's first candidate is often its
-    only one: the stage it scans rotates with the round, instead of always being the first stage."""
-    space, probes = taskbench
-    big, small = "Llama-3.1-70B", "Llama-3.1-8B"
-    anchor = Allocation((("decomposition", small, 10), ("tool_selection", big, 1), ("parameter_prediction", small, 1)))
-    hist = [trial(space, p, 0.4) for p in probes] + [trial(space, anchor, 0.6)]
-    rules, names = RulesReasoner(), [s.name for s in space.stages]
-    led = []
-    for rnd in (1, 2, 3, 4):
-        first = rules._ladder(view(space, hist, probes, round_=rnd), anchor)[0].allocation
-        (moved,) = [s for s in names if first[s] != anchor[s]]
-        led.append(moved)
-    assert led == [names[1], names[2], names[0], names[1]]
-
-
-def test_the_rebalance_gives_from_a_different_stage_each_round(taskbench):
-    """The same for Insight 3: the stage that gives budget first rotates with the round."""
+@pytest.mark.parametrize("move", ["_ladder", "_rebalance"])
+def test_the_ladder_and_the_rebalance_lead_with_a_different_stage_each_round(taskbench, move):
+    """A round's slots are shared between the move families, so a move's first candidate is often its
+    only one: the stage the ladder scans (Insight 2) and the stage the rebalance takes budget from
+    (Insight 3) rotate with the round, instead of always being the first stage."""
     space, probes = taskbench
     big, small = "Llama-3.1-70B", "Llama-3.1-8B"
     anchor = Allocation((("decomposition", small, 10), ("tool_selection", big, 2), ("parameter_prediction", small, 2)))
     hist = [trial(space, p, 0.4) for p in probes] + [trial(space, anchor, 0.6)]
     rules, names = RulesReasoner(), [s.name for s in space.stages]
-    gave = []
+    led = []
     for rnd in (1, 2, 3, 4):
-        first = rules._rebalance(view(space, hist, probes, round_=rnd), anchor)[0].allocation
-        (cut,) = [s for s in names if space.stage_cost(s, *first[s]) < space.stage_cost(s, *anchor[s])]
-        gave.append(cut)
-    assert gave == [names[1], names[2], names[0], names[1]]
+        first = getattr(rules, move)(view(space, hist, probes, round_=rnd), anchor)[0].allocation
+        changed = [s for s in names if first[s] != anchor[s]]
+        if move == "_rebalance":  # the giving stage; the taking one grows
+            changed = [s for s in changed if space.stage_cost(s, *first[s]) < space.stage_cost(s, *anchor[s])]
+        (stage,) = changed
+        led.append(stage)
+    assert led == [names[1], names[2], names[0], names[1]]
 
 
 def test_a_stalled_search_sweeps_the_plateau_of_the_best_trial(tight):
