@@ -51,6 +51,10 @@ from components.metrics import exact_match, normalize_answer, retrieval_prf
 from components.parsers import parse_answer, parse_ids
 from components.scenario import Scenario, ScenarioStage, SimModel, load_scenario
 
+#: The simulator's behaviour version. Bump it with any change that alters a simulated sample, fusion
+#: or token count: it salts the sample bank's keys (``SimBackend.world``) and the bench's oracle
+#: cache, so a bank written by an older simulator is never replayed as this one's samples.
+SIM_VERSION = 2
 SHARED = 0.7  # correlation of an item's difficulty between the models of a stage
 N_CONFUSABLE = 3  # distractors a select model keeps confusing with gold facts
 MAX_FP = 8  # cap on false positives per select sample

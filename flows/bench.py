@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from components.errors import ConfigError, UnknownNameError
+from components.simulator import SIM_VERSION
 from flows.cli import CONF_DIR, compose
 
 LLM_FREE = ("agenttts", "random", "optuna_tpe", "optuna_gp")
@@ -379,7 +380,9 @@ def run_bench(cfg: dict, progress=print) -> Path:
         for seed in range(seeds):
             ov = job_overrides(extra, s, task, data, seed)
             key = hashlib.sha1(
-                json.dumps([sc, seed, cfg["data"]["train_size"], cfg.get("budget")], sort_keys=True).encode()
+                json.dumps(
+                    [sc, seed, cfg["data"]["train_size"], cfg.get("budget"), SIM_VERSION], sort_keys=True
+                ).encode()
             ).hexdigest()[:16]
             jobs.append(
                 {

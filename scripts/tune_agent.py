@@ -33,6 +33,7 @@ from components.bench import SearchRun, run_search
 from components.errors import ConfigError
 from components.oracle import grid_scores
 from components.pipeline import TrialResult
+from components.simulator import SIM_VERSION
 from flows.bench import _show_trials, _trials_or_cap, job_overrides, passthrough, public_scenarios, task_for
 from flows.build import build, make_searcher
 from flows.cli import compose
@@ -64,9 +65,8 @@ def plan(a: argparse.Namespace) -> list[dict]:
         except ConfigError as e:
             print(f"{s}: skipped: {e}")
             continue
-        key = _digest(
-            {k: v for k, v in compose([*extra, f"task={task}", f"scenario={s}", *data]).items() if k not in NOT_GRID}
-        )
+        cfg = compose([*extra, f"task={task}", f"scenario={s}", *data])
+        key = _digest([{k: v for k, v in cfg.items() if k not in NOT_GRID}, SIM_VERSION])
         for seed in _seeds(a.seeds):
             jobs.append(
                 {

@@ -321,3 +321,27 @@ def test_calibration_qa(runner):
     assert em(poor, "Llama-3.1-8B", 90) > em(poor, "Llama-3.1-8B", 10) + 0.02
     small_best = max(em(poor, m, s) for m in ("Llama-3.2-3B", "Llama-3.1-8B") for s in (10, 40, 90))
     assert small_best < em(poor, "Llama-3.1-70B", 1)
+
+
+def test_the_bank_world_changes_with_the_simulator_and_the_calibration(monkeypatch):
+    """Samples are banked under ``SimBackend.world``: a bank written by an older simulator, or for
+    another calibration of the same scenario name and version, must not be replayed as this one's
+    (a stale bank once turned the README's quick start from EM 0.86 into 0.82)."""
+    import dataclasses
+
+    import components.backends.sim as sim
+
+    sc = load_scenario(SCENARIO_DIR / "2wiki.yaml")
+    world = sim.SimBackend(sc).world
+    assert sim.SimBackend(load_scenario(SCENARIO_DIR / "2wiki.yaml")).world == world  # stable
+    assert sim.SimBackend(sc, replica=1).world != world
+    stage = sc.stages[-1]
+    model = stage.models[0]
+    recal = dataclasses.replace(model, behaviour=dataclasses.replace(model.behaviour, skill=0.5))
+    other = dataclasses.replace(
+        sc, stages=(*sc.stages[:-1], dataclasses.replace(stage, models=(recal, *stage.models[1:])))
+    )
+    assert (other.name, other.version, other.seed) == (sc.name, sc.version, sc.seed)
+    assert sim.SimBackend(other).world != world
+    monkeypatch.setattr(sim, "SIM_VERSION", sim.SIM_VERSION + 1)
+    assert sim.SimBackend(sc).world != world
