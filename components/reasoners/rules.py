@@ -24,8 +24,9 @@ How it proposes (candidates in this order, duplicates and over-budget ones skipp
 4. When results stall (no improvement in the last round), one slot sweeps the plateau: an untried
    count between the lowest and highest count within noise of the best, far from the tried ones
    (on a plateau the score moves by a question or two from one count to the next, at no predictable
-   count). Then exploration: models not yet tried at the best trial's stage budget, crossover of the two best trials, neighbours of the runner-up, the
-   moves above around the next-best trials, and only then seeded random feasible allocations.
+   count). Then exploration: models not yet tried at the best trial's stage budget, crossover of
+   the two best trials, neighbours of the runner-up, the moves above around the next-best trials,
+   and only then seeded random feasible allocations.
 
 The moves start from the best trial; among equal scores, the one that spends the most budget.
 A candidate that reuses a stage's sample count which lost at other anchors (the same model, every
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +54,13 @@ RUNNER_UP_TRIES = (
 )
 LADDER = (1, 2, 3, 5, 7, 10, 14, 20, 30, 45, 65, 100)
 NEAR_TRIED = 1.3  # the coarse scan skips counts this close (as a ratio) to a tried count
+
+
+def _rotated(view: AgentView, items: Sequence) -> list:
+    """``items`` starting at index ``round % len``: a round's k slots are shared between the move
+    families, so a family's first candidate is often its only one, and no stage should always lead."""
+    lead = view.round % len(items)
+    return list(items[lead:]) + list(items[:lead])
 
 
 @dataclass
@@ -320,9 +329,7 @@ class RulesReasoner:
         """Insight 2 on every stage's current model, interleaved across stages, a different stage first
         each round: a round's k slots are shared with the other moves, so often only the leading lane
         gets one, and a fixed order left the later stages' sample counts unscanned for many rounds."""
-        lanes = [self._lane(view, anchor, st, anchor[st.name][0]) for st in view.space.stages]
-        lead = view.round % len(lanes)
-        lanes = lanes[lead:] + lanes[:lead]
+        lanes = _rotated(view, [self._lane(view, anchor, st, anchor[st.name][0]) for st in view.space.stages])
         return [c for group in itertools.zip_longest(*lanes) for c in group if c is not None]
 
     def _sweep(self, view: AgentView, anchor: Allocation) -> list[_Candidate]:
@@ -333,8 +340,7 @@ class RulesReasoner:
         count is found by covering the plateau, not by refining around the best one so far.
         """
         space, noise, lanes = view.space, self.noise(view), []
-        lead = view.round % len(space.stages)
-        for st in space.stages[lead:] + space.stages[:lead]:
+        for st in _rotated(view, space.stages):
             tried = self.curve(view, anchor, st.name)
             if len(tried) < 2:
                 continue
@@ -398,8 +404,7 @@ class RulesReasoner:
         rotates with the round, as the ladder's lanes do (a round usually has one slot for this move)."""
         space, out = view.space, []
         lost = self.ruled_out(view)
-        lead = view.round % len(space.stages)
-        for give in space.stages[lead:] + space.stages[:lead]:
+        for give in _rotated(view, space.stages):
             g_model, g_s = anchor[give.name]
             cheaper = []
             if g_s > 1:
