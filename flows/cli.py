@@ -262,19 +262,19 @@ def cmd_schedule(cfg: dict) -> int:
     cron = sched.get("cron")
     if not cron:
         raise_config('give the schedule as cron="MIN HOUR DOM MON DOW", e.g. agenttts schedule cron="0 2 * * *"')
+    from prefect.client.schemas.schedules import CronSchedule
+
+    try:  # first: a bad cron leaves nothing behind (no mlruns/, no Prefect state)
+        CronSchedule(cron=str(cron))
+    except ValueError as e:  # pydantic's ValidationError: keep its message, not its help link
+        why = e.errors()[0]["msg"] if hasattr(e, "errors") else str(e)
+        raise_config(f'cron={cron!r} is not a valid cron expression ({why}); e.g. cron="0 2 * * *" (02:00 daily)')
     overrides = [o for o in cfg.get("cli_overrides", []) if not o.lstrip("+").startswith("schedule.")]
     nightly = compose(nightly_overrides(overrides))
     ctx = build(nightly)  # the nightly search's config, validated now
     _check_operations(nightly, ctx, lambda m: None)  # champion settings; a given warm_start run must exist and fit
     name = sched.get("name") or f"nightly-{ctx.task.name}"
     _prefect_env(cfg)
-    from prefect.client.schemas.schedules import CronSchedule
-
-    try:
-        CronSchedule(cron=str(cron))
-    except ValueError as e:  # pydantic's ValidationError: keep its message, not its help link
-        why = e.errors()[0]["msg"] if hasattr(e, "errors") else str(e)
-        raise_config(f'cron={cron!r} is not a valid cron expression ({why}); e.g. cron="0 2 * * *" (02:00 daily)')
     from flows.nightly import serve_nightly
 
     api = os.environ.get("PREFECT_API_URL") or "an ephemeral Prefect API (set PREFECT_API_URL to use your server)"
