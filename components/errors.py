@@ -40,3 +40,18 @@ class BackendError(ConfigError):
 
 class MissingSampleError(AgentTTSError):
     """The replay backend was asked for a sample the sample bank does not hold."""
+
+
+def check_int(value, what: str, minimum: int, optional: bool = False) -> int | None:
+    """``value`` as an integer of at least ``minimum`` (``None`` passes when ``optional``), else one
+    ConfigError naming ``what``: ``seeds=0`` or ``trials=abc`` stop here, not in a traceback mid-run."""
+    if value is None and optional:
+        return None
+    try:
+        n = int(value)
+        ok = n >= minimum and not isinstance(value, bool) and float(value) == n
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ConfigError(f"{what} must be an integer >= {minimum}{' or null' if optional else ''}, got {value!r}")
+    return n

@@ -356,14 +356,21 @@ def plot(results: list[dict], out: Path) -> list[Path]:
     return files
 
 
+def _names(v) -> list[str]:
+    """``searchers=optuna_tpe`` as well as ``searchers=[optuna_tpe,random]`` (a bare string is one name,
+    not its letters)."""
+    return [v] if isinstance(v, str) else list(v or [])
+
+
 def run_bench(cfg: dict, progress=print) -> Path:
     """Run the benchmark described by ``cfg`` (``scenarios``, ``searchers``, ``seeds``, ``trials``, ``bench.*``)."""
     from components.archive import Archive
+    from flows.build import int_option
 
     b = cfg.get("bench") or {}
-    scenarios = cfg.get("scenarios") or public_scenarios()
-    searchers = cfg.get("searchers") or list(LLM_FREE)
-    seeds, trials = int(cfg.get("seeds") or 10), int(cfg["trials"])
+    scenarios = _names(cfg.get("scenarios")) or public_scenarios()
+    searchers = _names(cfg.get("searchers")) or list(LLM_FREE)
+    seeds, trials = int_option(cfg, "seeds", 1, 10), int_option(cfg, "trials")
     from components.searchers import SEARCHERS
 
     for n in searchers:

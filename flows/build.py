@@ -16,7 +16,7 @@ from components.backends.base import Decoding
 from components.bank import SampleBank
 from components.cost import CostModel
 from components.datasets import load_items, synthetic_items
-from components.errors import BackendError, ConfigError, DatasetError, UnknownNameError
+from components.errors import BackendError, ConfigError, DatasetError, UnknownNameError, check_int
 from components.items import Item
 from components.pipeline import Environment, StageSpec, TaskSpec
 from components.scenario import Scenario, load_scenario
@@ -42,6 +42,25 @@ class Context:
 
     def environment(self, items: list[Item] | None = None, bank: SampleBank | None = None) -> Environment:
         return Environment(self.task, self.space, make_backend(self), bank or make_bank(self.cfg), items or self.train)
+
+
+def int_option(cfg: dict, key: str, minimum: int = 1, default: int | None = None) -> int:
+    """``cfg[key]`` (dotted, e.g. ``searcher.batch_size``) as an integer of at least ``minimum``; null
+    or absent gives ``default``."""
+    v = cfg
+    for part in key.split("."):
+        v = v.get(part) if isinstance(v, dict) else None
+    return default if v is None and default is not None else check_int(v, key, minimum)
+
+
+INT_OPTIONS = (  # checked before anything is built: (key, minimum, default when null or absent)
+    ("trials", 1, 1),
+    ("seed", 0, 0),
+    ("searcher.batch_size", 1, 10),
+    ("data.train_size", 1, None),
+    ("data.test_size", 0, None),
+    ("data.seed", 0, 0),
+)
 
 
 def _decoding(d: dict | None, default_t: float, stage: dict | None = None) -> Decoding:
@@ -137,9 +156,7 @@ def make_budget(cfg: dict, stages: list[Stage], cost: CostModel, scenario: Scena
 def load_data(cfg: dict, seed_default: int = 0) -> tuple[list[Item], list[Item]]:
     d = cfg["data"]
     fmt = cfg["task"]["data"]["format"]
-    train_n, test_n = int(d["train_size"]), int(d["test_size"])
-    if train_n < 1 or test_n < 0:
-        raise ConfigError(f"data.train_size must be >= 1 and data.test_size >= 0, got {train_n} and {test_n}")
+    train_n, test_n = int_option(cfg, "data.train_size"), int_option(cfg, "data.test_size", 0)
     if fmt == "synthetic" and not d.get("path"):
         items = synthetic_items(train_n + test_n, seed=int(d.get("seed", 0)))
     else:
@@ -260,6 +277,8 @@ def scenario_origin(cfg: dict) -> str:
 
 def build(cfg: dict, with_data: bool = True) -> Context:
     """Validate the whole config and build the search context. Raises one AgentTTSError on bad input."""
+    for key, minimum, default in INT_OPTIONS:
+        int_option(cfg, key, minimum, default)
     backend = cfg["backend"]["name"]
     if backend not in BACKENDS:
         raise UnknownNameError(f"unknown backend '{backend}'; available: {list(BACKENDS)}")
@@ -289,8 +308,6 @@ def build(cfg: dict, with_data: bool = True) -> Context:
         raise UnknownNameError(f"unknown searcher '{name}'; available: {sorted(SEARCHERS)}")
     if with_data:
         make_searcher(cfg, int(cfg["data"]["train_size"]))  # prompts and reasoner fail here, not mid-search
-    if int(cfg.get("trials", 1)) < 1:
-        raise ConfigError(f"trials must be >= 1, got {cfg.get('trials')}")
     train, test = load_data(cfg) if with_data else ([], [])
     if real is not None and with_data:
         real.check()  # a model that cannot load or a server that is down stops here, before any trial

@@ -119,9 +119,12 @@ def test_bench_end_to_end_on_an_outside_scenario(tmp_path, tiny_dir, monkeypatch
     [
         (["bench", "searchers=[nope]"], "unknown searcher 'nope'"),
         (["bench", "scenarios=[nope]"], "unknown scenario 'nope'"),
+        # a zero count once fell back to the default 10 seeds and ran the whole bench
+        (["bench", "seeds=0"], "seeds must be an integer >= 1, got 0"),
+        (["bench", "trials=abc"], "trials must be an integer >= 1, got 'abc'"),
     ],
 )
-def test_bench_bad_names(argv, message, tmp_path, monkeypatch, capsys):
+def test_bench_bad_input(argv, message, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 2
     assert message in capsys.readouterr().err

@@ -36,7 +36,12 @@ CASES = {
         "must be in [1, 100], got 0",
     ),
     "no allocation": (["cost"], "no allocation given"),
-    "trials below one": (["search", "trials=0"], "trials must be >= 1"),
+    "trials below one": (["search", "trials=0"], "trials must be an integer >= 1, got 0"),
+    "trials not a number": (["search", "trials=abc"], "trials must be an integer >= 1, got 'abc'"),
+    # once a silent fallback to 10 proposals per round
+    "batch of zero": (["search", "searcher.batch_size=0"], "searcher.batch_size must be an integer >= 1, got 0"),
+    "seed not a number": (["search", "seed=abc"], "seed must be an integer >= 0, got 'abc'"),
+    "train size not a number": (["search", "data.train_size=abc"], "data.train_size must be an integer >= 1"),
     "missing data path": (["search", "task=2wiki"], "give data.path=FILE"),
     "missing dataset file": (["search", "task=2wiki", "data.path=/nonexistent/tts.json"], "/nonexistent/tts.json"),
 }

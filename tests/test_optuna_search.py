@@ -126,8 +126,10 @@ def test_gp_speed_settings_reach_the_sampler():
         optuna_default._n_local_search,
         optuna_default._n_preliminary_samples,
     )
-    with pytest.raises(ConfigError, match="must be >= 1 or null"):
+    with pytest.raises(ConfigError, match="n_local_search must be an integer >= 1 or null, got 0"):
         GPSearcher(n_local_search=0)
+    with pytest.raises(ConfigError, match="torch_threads must be an integer >= 0, got 'abc'"):  # not a ValueError
+        GPSearcher(torch_threads="abc")
 
 
 @pytest.fixture
@@ -228,5 +230,5 @@ def test_a_sampler_stuck_on_known_allocations_falls_back_to_random_unseen_ones()
     history = run_search(ctx.space, env, s, 50, 4, False)
     assert sorted(r.allocation for r in history) == sorted(ctx.space.enumerate())  # each once, all of them
     assert s.counts["random_fallback"] >= 1 and s.random_after == 10
-    with pytest.raises(ConfigError, match="random_after must be >= 0"):
+    with pytest.raises(ConfigError, match="random_after must be an integer >= 0, got -1"):
         TPESearcher(random_after=-1)

@@ -38,7 +38,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
 from optuna.trial import Trial, TrialState, create_trial
 
-from components.errors import AllocationError, ConfigError
+from components.errors import AllocationError, ConfigError, check_int
 from components.pipeline import TrialResult
 from components.searchers.base import Proposal
 from components.space import Allocation, SearchSpace
@@ -67,15 +67,10 @@ class OptunaSearcher(abc.ABC):
     def __init__(
         self, seed: int = 0, n_startup_trials: int = 10, max_asks_per_proposal: int = 50, random_after: int = 10
     ):
-        self.seed = int(seed)
-        self.n_startup_trials = int(n_startup_trials)
-        self.max_asks_per_proposal = int(max_asks_per_proposal)
-        self.random_after = int(random_after)
-        if self.n_startup_trials < 0 or self.max_asks_per_proposal < 1 or self.random_after < 0:
-            raise ConfigError(
-                f"{self.name}: n_startup_trials and random_after must be >= 0 and max_asks_per_proposal >= 1, "
-                f"got {n_startup_trials}, {random_after} and {max_asks_per_proposal}"
-            )
+        self.seed = check_int(seed, "seed", 0)
+        self.n_startup_trials = check_int(n_startup_trials, f"{self.name}: n_startup_trials", 0)
+        self.max_asks_per_proposal = check_int(max_asks_per_proposal, f"{self.name}: max_asks_per_proposal", 1)
+        self.random_after = check_int(random_after, f"{self.name}: random_after", 0)
         self.study: optuna.Study | None = None
         self.space: SearchSpace | None = None
         self.counts: Counter = Counter()
@@ -364,20 +359,11 @@ class GPSearcher(OptunaSearcher):
         if importlib.util.find_spec("torch") is None:
             raise ConfigError("optuna_gp needs torch: pip install '.[gp]'")
         super().__init__(seed, n_startup_trials, max_asks_per_proposal, random_after)
-        self.torch_threads = int(torch_threads)
-        self.n_preliminary_samples = None if n_preliminary_samples is None else int(n_preliminary_samples)
-        self.n_local_search = None if n_local_search is None else int(n_local_search)
-        self.n_qmc_samples = None if n_qmc_samples is None else int(n_qmc_samples)
+        self.torch_threads = check_int(torch_threads, f"{self.name}: torch_threads", 0)
+        self.n_preliminary_samples = check_int(n_preliminary_samples, f"{self.name}: n_preliminary_samples", 1, True)
+        self.n_local_search = check_int(n_local_search, f"{self.name}: n_local_search", 1, True)
+        self.n_qmc_samples = check_int(n_qmc_samples, f"{self.name}: n_qmc_samples", 1, True)
         self.bypass_device_context = bool(bypass_device_context)
-        if (
-            (self.n_preliminary_samples is not None and self.n_preliminary_samples < 1)
-            or (self.n_local_search is not None and self.n_local_search < 1)
-            or (self.n_qmc_samples is not None and self.n_qmc_samples < 1)
-        ):
-            raise ConfigError(
-                f"{self.name}: n_preliminary_samples, n_local_search and n_qmc_samples must be >= 1 or null, got "
-                f"{n_preliminary_samples}, {n_local_search} and {n_qmc_samples}"
-            )
 
     def make_sampler(self) -> optuna.samplers.BaseSampler:
         return make_gp_sampler(
