@@ -119,6 +119,7 @@ def test_bench_end_to_end_on_an_outside_scenario(tmp_path, tiny_dir, monkeypatch
     [
         (["bench", "searchers=[nope]"], "unknown searcher 'nope'"),
         (["bench", "scenarios=[nope]"], "unknown scenario 'nope'"),
+        (["bench", "searchers=nope"], "unknown searcher 'nope'"),  # a bare name, once read letter by letter
         # a zero count once fell back to the default 10 seeds and ran the whole bench
         (["bench", "seeds=0"], "seeds must be an integer >= 1, got 0"),
         (["bench", "trials=abc"], "trials must be an integer >= 1, got 'abc'"),
