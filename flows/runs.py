@@ -7,6 +7,7 @@ Used by commands that take a search as input (evaluate, report, run, warm start)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import yaml
 from mlflow.entities import Run
@@ -55,7 +56,15 @@ def find_search(cfg: dict, ref: str, task: str) -> ArchivedSearch:
     another task.
     """
     exp = experiment_name(cfg, task)
-    archive = Archive(cfg["mlflow"]["tracking_uri"], exp)
+    uri = cfg["mlflow"]["tracking_uri"]
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():
+        # a lookup must not create an empty store (and an experiment) where none was
+        what = f"no finished search of task {task!r}" if str(ref) == "last" else "no such MLflow run"
+        raise ConfigError(
+            f"run={ref}: {what}: there is no MLflow store at {uri} (no search has run here; "
+            "run agenttts search first, or set mlflow.tracking_uri to your store)"
+        )
+    archive = Archive(uri, exp)
     client = archive.client
     ref = str(ref)
     if ref == "last":

@@ -102,12 +102,8 @@ def test_bad_operations_input_stops_with_one_line(tmp_path, monkeypatch, capsys,
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and "\n" not in err
     assert not (tmp_path / ".agenttts").exists()  # nothing generated
-    if "warm_start" not in message:  # only a warm-start lookup opens the store: a bad cron once created it
-        assert not (tmp_path / "mlruns").exists()
-    db = tmp_path / "mlruns" / "mlflow.db"
-    if db.exists():  # a warm-start lookup may create the store, never a run
-        client = MlflowClient(f"sqlite:///{db}")
-        assert [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])] == []
+    # no store either: a bad cron, and a warm-start lookup where no search ran, once created one
+    assert not (tmp_path / "mlruns").exists()
 
 
 def _search_runs(client):
