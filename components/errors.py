@@ -55,3 +55,11 @@ def check_int(value, what: str, minimum: int, optional: bool = False) -> int | N
     if not ok:
         raise ConfigError(f"{what} must be an integer >= {minimum}{' or null' if optional else ''}, got {value!r}")
     return n
+
+
+def check_bool(value, what: str) -> bool:
+    """``value`` if it is ``true`` or ``false``, else one ConfigError naming ``what`` (``bool("no")`` is
+    True: a mistyped switch must not silently mean on)."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{what} must be true or false, got {value!r}")
+    return value

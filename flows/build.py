@@ -16,7 +16,7 @@ from components.backends.base import Decoding
 from components.bank import SampleBank
 from components.cost import CostModel
 from components.datasets import load_items, synthetic_items
-from components.errors import BackendError, ConfigError, DatasetError, UnknownNameError, check_int
+from components.errors import BackendError, ConfigError, DatasetError, UnknownNameError, check_bool, check_int
 from components.items import Item
 from components.pipeline import Environment, StageSpec, TaskSpec
 from components.scenario import Scenario, load_scenario
@@ -44,12 +44,18 @@ class Context:
         return Environment(self.task, self.space, make_backend(self), bank or make_bank(self.cfg), items or self.train)
 
 
-def int_option(cfg: dict, key: str, minimum: int = 1, default: int | None = None) -> int:
-    """``cfg[key]`` (dotted, e.g. ``searcher.batch_size``) as an integer of at least ``minimum``; null
-    or absent gives ``default``."""
+def _option(cfg: dict, key: str):
+    """``cfg`` at the dotted ``key``, or None where any part is absent."""
     v = cfg
     for part in key.split("."):
         v = v.get(part) if isinstance(v, dict) else None
+    return v
+
+
+def int_option(cfg: dict, key: str, minimum: int = 1, default: int | None = None) -> int:
+    """``cfg[key]`` (dotted, e.g. ``searcher.batch_size``) as an integer of at least ``minimum``; null
+    or absent gives ``default``."""
+    v = _option(cfg, key)
     return default if v is None and default is not None else check_int(v, key, minimum)
 
 
@@ -60,6 +66,15 @@ INT_OPTIONS = (  # checked before anything is built: (key, minimum, default when
     ("data.train_size", 1, None),
     ("data.test_size", 0, None),
     ("data.seed", 0, 0),
+)
+BOOL_OPTIONS = (  # switches checked before anything is built (absent ones keep their defaults)
+    "bank.enabled",
+    "bank.persist",
+    "cost.count_fusion",
+    "cost.prefix_sharing",
+    "searcher.probes",
+    "champion.enabled",
+    "bench.initial_design",
 )
 
 
@@ -279,6 +294,9 @@ def build(cfg: dict, with_data: bool = True) -> Context:
     """Validate the whole config and build the search context. Raises one AgentTTSError on bad input."""
     for key, minimum, default in INT_OPTIONS:
         int_option(cfg, key, minimum, default)
+    for key in BOOL_OPTIONS:
+        if _option(cfg, key) is not None:
+            check_bool(_option(cfg, key), key)
     backend = cfg["backend"]["name"]
     if backend not in BACKENDS:
         raise UnknownNameError(f"unknown backend '{backend}'; available: {list(BACKENDS)}")

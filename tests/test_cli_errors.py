@@ -42,6 +42,8 @@ CASES = {
     "batch of zero": (["search", "searcher.batch_size=0"], "searcher.batch_size must be an integer >= 1, got 0"),
     "seed not a number": (["search", "seed=abc"], "seed must be an integer >= 0, got 'abc'"),
     "train size not a number": (["search", "data.train_size=abc"], "data.train_size must be an integer >= 1"),
+    # bool("no") is True: a mistyped switch once silently meant on
+    "switch not a boolean": (["search", "searcher.probes=no"], "searcher.probes must be true or false, got 'no'"),
     "missing data path": (["search", "task=2wiki"], "give data.path=FILE"),
     "missing dataset file": (["search", "task=2wiki", "data.path=/nonexistent/tts.json"], "/nonexistent/tts.json"),
 }
