@@ -16,12 +16,12 @@ import io
 import json
 import statistics
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import yaml
 
-from components.errors import ConfigError, UnknownNameError
+from components.errors import ConfigError, UnknownNameError, check_bool
 from components.simulator import SIM_VERSION
 from flows.cli import CONF_DIR, compose
 
@@ -184,6 +184,28 @@ def _job(job: dict) -> list[dict]:
             }
         )
     return out
+
+
+def _finished_jobs(folder: Path, jobs: list[dict], resume: bool) -> dict[int, list[dict]]:
+    """Job index -> its results, read from ``folder`` when resuming; otherwise the folder is emptied
+    (a plain run measures everything afresh)."""
+    if not resume:
+        for f in folder.glob("*.json"):
+            f.unlink()
+        return {}
+    out = {}
+    for i, j in enumerate(jobs):
+        f = folder / f"{j['job_key']}.json"
+        if f.exists():
+            out[i] = json.loads(f.read_text())
+    return out
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)  # a kill mid-write leaves no half file that resume would read
 
 
 def _fmt(v) -> str:
@@ -356,6 +378,27 @@ def plot(results: list[dict], out: Path) -> list[Path]:
     return files
 
 
+def code_digest() -> str:
+    """A digest of the code and configs a bench job's result depends on (components/, flows/, conf/):
+    finished jobs are reused on ``bench.resume=true`` only while this is unchanged."""
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha1()
+    for f in sorted([*root.glob("components/**/*.py"), *root.glob("flows/**/*.py"), *root.glob("conf/**/*.yaml")]):
+        h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _job_key(job: dict, scenario: dict, code: str) -> str:
+    """The identity of a job's result: its config, its scenario's content, its data files, the code."""
+    files = [(p, Path(p).stat().st_size, Path(p).stat().st_mtime_ns) for p in _data_files(job) if Path(p).exists()]
+    blob = json.dumps([job, scenario, files, code, SIM_VERSION], sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def _data_files(job: dict) -> list[str]:
+    return [o.split("=", 1)[1] for o in job["overrides"] if _key(o) == "data.path"]
+
+
 def _names(v) -> list[str]:
     """``searchers=optuna_tpe`` as well as ``searchers=[optuna_tpe,random]`` (a bare string is one name,
     not its letters)."""
@@ -377,6 +420,8 @@ def run_bench(cfg: dict, progress=print) -> Path:
         if n not in SEARCHERS:
             raise UnknownNameError(f"unknown searcher '{n}'; available: {sorted(SEARCHERS)}")
     extra = passthrough(cfg.get("cli_overrides", []))
+    resume = check_bool(b.get("resume", False), "bench.resume")
+    code = code_digest()
     jobs = []
     for s in scenarios:
         try:
@@ -404,6 +449,7 @@ def run_bench(cfg: dict, progress=print) -> Path:
                     "key": key,
                 }
             )
+            jobs[-1]["job_key"] = _job_key(jobs[-1], sc, code)
     # validate every job's config (and searcher start-up) before spending compute
     from flows.build import build, make_searcher
 
@@ -422,12 +468,25 @@ def run_bench(cfg: dict, progress=print) -> Path:
         f"({len(jobs)} jobs on {int(b.get('jobs', 2))} processes; SIMULATED)"
     )
     t = time.perf_counter()
-    results = []
-    with ProcessPoolExecutor(int(b.get("jobs", 2))) as pool:
-        for i, chunk in enumerate(pool.map(_job, jobs), 1):
-            results += chunk
-            if i % max(1, len(jobs) // 10) == 0 or i == len(jobs):
-                progress(f"  {i}/{len(jobs)} jobs done, {time.perf_counter() - t:.0f} s")
+    done = _finished_jobs(out / ".jobs", jobs, resume)
+    if resume:
+        progress(f"  resume: {len(done)} of {len(jobs)} jobs finished earlier with this code and config, reused")
+    try:
+        with ProcessPoolExecutor(int(b.get("jobs", 2))) as pool:
+            futures = {pool.submit(_job, j): i for i, j in enumerate(jobs) if i not in done}
+            for n, f in enumerate(as_completed(futures), len(done) + 1):
+                done[futures[f]] = chunk = f.result()
+                # written as each job ends: an interrupted bench keeps its finished jobs for bench.resume=true
+                _write_atomic(out / ".jobs" / f"{jobs[futures[f]]['job_key']}.json", json.dumps(chunk))
+                if n % max(1, len(jobs) // 10) == 0 or n == len(jobs):
+                    progress(f"  {n}/{len(jobs)} jobs done, {time.perf_counter() - t:.0f} s")
+    except KeyboardInterrupt:
+        progress(
+            f"interrupted: {len(done)} of {len(jobs)} jobs kept in {out / '.jobs'}; "
+            "run the same command with bench.resume=true to continue"
+        )
+        raise
+    results = [r for i in range(len(jobs)) for r in done[i]]
     wall = time.perf_counter() - t
     rows = [r["row"] for r in results]
     cols = [*CSV_FIRST, *(c for c in rows[0] if c not in CSV_FIRST)]

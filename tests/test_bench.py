@@ -63,21 +63,25 @@ def test_summary_counts_misses_as_beyond_the_budget():
     assert "| 12.8× | yes | 100% (random) | yes | 0/1 |" in summarize(rows, 50)
 
 
-@pytest.mark.slow
-@pytest.mark.usefixtures("prefect_harness")
-def test_bench_end_to_end_on_an_outside_scenario(tmp_path, tiny_dir, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    argv = [
+def tiny_bench(tiny_dir, *extra: str) -> list[str]:
+    """A bench of agenttts and random on the outside tiny scenario, two seeds."""
+    return [
         "bench",
         f"hydra.searchpath=[file://{tiny_dir}]",
         "scenarios=[tiny]",
         "searchers=[agenttts,random]",
         "seeds=2",
-        "trials=8",
         "data.train_size=10",
-        "data.test_size=10",
         "budget.units=900",
+        *extra,
     ]
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
+def test_bench_end_to_end_on_an_outside_scenario(tmp_path, tiny_dir, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = tiny_bench(tiny_dir, "trials=8", "data.test_size=10")
     assert main(argv) == 0
     out = tmp_path / "bench-out"
     rows = list(csv.DictReader(open(out / "bench.csv")))
@@ -130,3 +134,31 @@ def test_bench_bad_input(argv, message, tmp_path, monkeypatch, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "mlruns").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
+def test_an_interrupted_bench_resumes_its_finished_jobs(tmp_path, tiny_dir, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = tiny_bench(tiny_dir, "trials=6", "data.test_size=5")
+    assert main(argv) == 0
+    jobs = tmp_path / "bench-out" / ".jobs"
+    first = list(csv.DictReader(open(tmp_path / "bench-out" / "bench.csv")))
+    kept = sorted(jobs.glob("*.json"))
+    assert len(kept) == 2  # one file per (scenario, seed), written as each job ends
+    kept[0].unlink()  # as if the bench had been killed before that job finished
+    capsys.readouterr()
+    assert main([*argv, "bench.resume=true"]) == 0
+    assert "resume: 1 of 2 jobs finished earlier" in capsys.readouterr().out
+    again = list(csv.DictReader(open(tmp_path / "bench-out" / "bench.csv")))
+    timing = ("wall_s", "oracle_s")
+    assert [{k: v for k, v in r.items() if k not in timing} for r in again] == [
+        {k: v for k, v in r.items() if k not in timing} for r in first
+    ]
+    # other code (or config) reuses nothing, and a plain run measures everything afresh
+    monkeypatch.setattr("flows.bench.code_digest", lambda: "edited")
+    assert main([*argv, "bench.resume=true"]) == 0
+    assert "resume: 0 of 2 jobs" in capsys.readouterr().out
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    assert main([*argv, "searchers=[random]"]) == 0 and len(list(jobs.glob("*.json"))) == 2
