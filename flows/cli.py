@@ -522,6 +522,11 @@ def main(argv: list[str] | None = None) -> int:
                 run(cfg)
         if cfgs:
             _finish_sweep(cfgs, jobs)
+    except KeyboardInterrupt:  # Ctrl-C: the command said what it kept; no traceback
+        if os.environ.get("AGENTTTS_TRACEBACK"):
+            raise
+        print("interrupted", file=sys.stderr)
+        return 130
     except Exception as exc:
         if os.environ.get("AGENTTTS_TRACEBACK"):
             raise
