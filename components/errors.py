@@ -63,3 +63,13 @@ def check_bool(value, what: str) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(f"{what} must be true or false, got {value!r}")
     return value
+
+
+def check_number(value, what: str) -> float:
+    """``value`` as a float, else one ConfigError naming ``what`` (``champion.alpha=abc``)."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what} must be a number, got {value!r}") from None

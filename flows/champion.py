@@ -20,7 +20,7 @@ from mlflow.exceptions import MlflowException
 
 from components.archive import open_client, store_lock
 from components.champion import TESTS, paired_test
-from components.errors import ConfigError
+from components.errors import ConfigError, check_bool, check_int, check_number
 from components.pipeline import TrialResult
 from components.space import Allocation, SearchSpace
 
@@ -50,19 +50,17 @@ def champion_settings(cfg: dict) -> dict:
     """The ``champion.*`` keys, checked (ConfigError before any compute)."""
     c = dict(cfg.get("champion") or {})
     out = {
-        "enabled": bool(c.get("enabled", True)),
+        "enabled": check_bool(c.get("enabled", True), "champion.enabled"),
         "test": str(c.get("test", "bootstrap")),
-        "alpha": float(c.get("alpha", 0.05)),
-        "min_delta": float(c.get("min_delta", 0.0)),
-        "resamples": int(c.get("resamples", 2000)),
+        "alpha": check_number(c.get("alpha", 0.05), "champion.alpha"),
+        "min_delta": check_number(c.get("min_delta", 0.0), "champion.min_delta"),
+        "resamples": check_int(c.get("resamples", 2000), "champion.resamples", 100),
         "infeasible": str(c.get("infeasible", "project")),
     }
     if out["test"] not in TESTS:
         raise ConfigError(f"champion.test must be one of {list(TESTS)}, got {out['test']!r}")
     if not 0 < out["alpha"] < 1:
         raise ConfigError(f"champion.alpha must be in (0, 1), got {out['alpha']}")
-    if out["resamples"] < 100:
-        raise ConfigError(f"champion.resamples must be >= 100, got {out['resamples']}")
     if out["infeasible"] not in ("project", "reject"):
         raise ConfigError(f"champion.infeasible must be project or reject, got {out['infeasible']!r}")
     return out

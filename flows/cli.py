@@ -328,6 +328,8 @@ def cmd_import_samples(cfg: dict, file: str) -> int:
     from components.sample_import import import_samples
     from flows.build import build, load_data, make_bank
 
+    if not Path(file).is_file():  # before the bank is opened: a missing file leaves no .agenttts/ behind
+        raise_config(f"no samples file at {file}")
     ctx = build(cfg, with_data=False)
     d, fmt = cfg["data"], cfg["task"]["data"]["format"]
     if fmt == "synthetic" and not d.get("path"):

@@ -43,6 +43,9 @@ CASES = {
     "seed not a number": (["search", "seed=abc"], "seed must be an integer >= 0, got 'abc'"),
     "train size not a number": (["search", "data.train_size=abc"], "data.train_size must be an integer >= 1"),
     # bool("no") is True: a mistyped switch once silently meant on
+    "number not a number": (["search", "champion.alpha=abc"], "champion.alpha must be a number, got 'abc'"),
+    # once checked after the bank was opened, leaving .agenttts/ behind
+    "missing samples file": (["bank", "import-samples", "/nonexistent.jsonl"], "no samples file at /nonexistent.jsonl"),
     "switch not a boolean": (["search", "searcher.probes=no"], "searcher.probes must be true or false, got 'no'"),
     "missing data path": (["search", "task=2wiki"], "give data.path=FILE"),
     "missing dataset file": (["search", "task=2wiki", "data.path=/nonexistent/tts.json"], "/nonexistent/tts.json"),
