@@ -66,6 +66,12 @@ INT_OPTIONS = (  # checked before anything is built: (key, minimum, default when
     ("data.train_size", 1, None),
     ("data.test_size", 0, None),
     ("data.seed", 0, 0),
+    ("warm_start_k", 1, 4),
+    ("mlflow.max_child_runs", 0, 500),
+    ("searcher.max_asks", 1, 3),
+    ("searcher.prior_max_rows", 1, 50),
+    ("bench.jobs", 1, 2),
+    ("bench.oracle_max_space", 1, 200_000),
 )
 BOOL_OPTIONS = (  # switches checked before anything is built (absent ones keep their defaults)
     "bank.enabled",

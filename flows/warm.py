@@ -11,6 +11,7 @@ from pathlib import Path
 
 from components.errors import ConfigError
 from components.warm import WarmStart, top_allocations
+from flows.build import int_option
 from flows.runs import find_search, world_tags
 
 
@@ -45,9 +46,7 @@ def resolve_warm_start(cfg: dict, ctx, progress=print) -> WarmStart | None:
     except ConfigError as e:
         raise ConfigError(f"warm_start={ref}: {e}") from None
     archive = found.archive
-    k = int(cfg.get("warm_start_k", 4))
-    if k < 1:
-        raise ConfigError(f"warm_start_k must be >= 1, got {k}")
+    k = int_option(cfg, "warm_start_k", 1, 4)
     rows = archive.read_trials_table(found.run_id)
     if rows is None:
         raise ConfigError(f"warm_start={ref}: search {found.run_id} has no trials.csv artifact")

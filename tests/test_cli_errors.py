@@ -46,6 +46,7 @@ CASES = {
     "number not a number": (["search", "champion.alpha=abc"], "champion.alpha must be a number, got 'abc'"),
     # once checked after the bank was opened, leaving .agenttts/ behind
     "missing samples file": (["bank", "import-samples", "/nonexistent.jsonl"], "no samples file at /nonexistent.jsonl"),
+    "bench workers below one": (["bench", "bench.jobs=0"], "bench.jobs must be an integer >= 1, got 0"),
     "switch not a boolean": (["search", "searcher.probes=no"], "searcher.probes must be true or false, got 'no'"),
     "missing data path": (["search", "task=2wiki"], "give data.path=FILE"),
     "missing dataset file": (["search", "task=2wiki", "data.path=/nonexistent/tts.json"], "/nonexistent/tts.json"),
