@@ -136,8 +136,7 @@ def test_bench_bad_input(argv, message, tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "mlruns").exists()
 
 
-@pytest.mark.slow
-@pytest.mark.usefixtures("prefect_harness")
+@pytest.mark.slow  # no Prefect harness: the bench runs its searches in plain worker processes
 def test_an_interrupted_bench_resumes_its_finished_jobs(tmp_path, tiny_dir, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     argv = tiny_bench(tiny_dir, "trials=6", "data.test_size=5")
