@@ -283,6 +283,20 @@ def cmd_schedule(cfg: dict) -> int:
     return 0
 
 
+def _check_jobs(jobs: list[list[str]]) -> None:
+    """Every job of a ``-m`` sweep is composed and validated before the first one runs: a bad value in
+    the last job must not cost the others' compute. (Data files, searcher start-up and real backends
+    are checked again when each job starts.)"""
+    from flows.build import build
+
+    for n, overrides in enumerate(jobs):
+        try:
+            build(compose(overrides), with_data=False)
+        except Exception:
+            print(f"[job {n + 1}/{len(jobs)}] {' '.join(overrides)}: invalid; no job was run", file=sys.stderr)
+            raise
+
+
 def raise_config(msg: str):
     from components.errors import ConfigError
 
@@ -505,6 +519,8 @@ def main(argv: list[str] | None = None) -> int:
         "run": cmd_run,
     }[args.command]
     try:
+        if run is not None and len(jobs) > 1:
+            _check_jobs(jobs)
         sweep_id = uuid.uuid4().hex[:12] if args.command == "search" and len(jobs) > 1 else None
         cfgs = []  # the sweep's jobs: one combined frontier at the end
         for n, overrides in enumerate(jobs):

@@ -130,3 +130,12 @@ def test_reasoner_endpoint_down_stops_before_any_trial(tmp_path, monkeypatch, ca
     err = capsys.readouterr().err
     assert "http://127.0.0.1:9/v1" in err
     assert not (tmp_path / "mlruns").exists()
+
+
+def test_a_sweep_with_one_bad_job_runs_none(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["search", "-m", "trials=2,abc"]) == 2  # job 1 alone is valid, and once ran to the end
+    err = capsys.readouterr().err
+    assert "[job 2/2] trials=abc: invalid; no job was run" in err
+    assert "error: trials must be an integer >= 1, got 'abc'" in err
+    assert not (tmp_path / "mlruns").exists() and not (tmp_path / ".agenttts").exists()
