@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import linecache
 import os
 from pathlib import Path
 
@@ -14,6 +16,24 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
+
+
+def _checkcache_without_gc(filename=None, _checkcache=linecache.checkcache):
+    """``linecache.checkcache`` with the garbage collector paused. SQLAlchemy 2.1 puts its generated code
+    (e.g. an MLflow migration's ``SqlRun.__init__``) in linecache and removes the entry from a weakref
+    finalizer; Python 3.11's checkcache indexes a key list taken before its loop, so a collection in
+    the middle raised KeyError in a doctest (doctest's pdb.reset calls it; seen once in a CI
+    rehearsal, components/parsers.py)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        _checkcache(filename)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+linecache.checkcache = _checkcache_without_gc
 
 TINY_SCENARIO = """
 name: tiny
