@@ -27,14 +27,19 @@ def sqlite_uri(path: str | Path) -> str:
     return f"sqlite:///{Path(path).resolve()}"
 
 
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a local SQLite tracking URI (relative to the working directory), else None."""
+    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
+
+
 @contextlib.contextmanager
 def store_lock(uri: str, name: str):
     """Hold the file lock ``name`` next to a local SQLite store (processes on this machine take turns);
     other stores have no such file, and the block runs unlocked."""
-    if not uri.startswith("sqlite:///"):
+    if sqlite_path(uri) is None:
         yield
         return
-    db = Path(uri[len("sqlite:///") :]).resolve()
+    db = sqlite_path(uri).resolve()
     db.parent.mkdir(parents=True, exist_ok=True)
     with open(db.parent / name, "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)

@@ -44,14 +44,20 @@ def _estimate(text: str) -> int:
     return max(1, math.ceil(len(text) / 4))
 
 
+def samples_file(path: str | Path) -> Path:
+    """``path`` if it is a file, else one DatasetError (checked before the bank is opened)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"no samples file at {path}")
+    return path
+
+
 def import_samples(path: str | Path, env, task_metric: str) -> ImportReport:
     """Append the samples of the JSONL file at ``path`` to ``env.bank`` (``env.items``: all questions).
 
     ``env`` is an Environment whose bank and world are the target; ``task_metric`` scores ``correct`` labels.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"no samples file at {path}")
+    path = samples_file(path)
     items = {it.id: j for j, it in enumerate(env.items)}
     stages = {s.name: (i, s) for i, s in enumerate(env.task.stages)}
     models = {s.name: {m.name for m in s.models} for s in env.space.stages}

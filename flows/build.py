@@ -301,8 +301,8 @@ def build(cfg: dict, with_data: bool = True) -> Context:
     for key, minimum, default in INT_OPTIONS:
         int_option(cfg, key, minimum, default)
     for key in BOOL_OPTIONS:
-        if _option(cfg, key) is not None:
-            check_bool(_option(cfg, key), key)
+        if (value := _option(cfg, key)) is not None:
+            check_bool(value, key)
     backend = cfg["backend"]["name"]
     if backend not in BACKENDS:
         raise UnknownNameError(f"unknown backend '{backend}'; available: {list(BACKENDS)}")

@@ -339,11 +339,10 @@ def cmd_import_samples(cfg: dict, file: str) -> int:
     from components.backends.replay import ReplayBackend
     from components.datasets import load_items, synthetic_items
     from components.pipeline import Environment
-    from components.sample_import import import_samples
+    from components.sample_import import import_samples, samples_file
     from flows.build import build, load_data, make_bank
 
-    if not Path(file).is_file():  # before the bank is opened: a missing file leaves no .agenttts/ behind
-        raise_config(f"no samples file at {file}")
+    samples_file(file)  # before the bank is opened: a missing file leaves no .agenttts/ behind
     ctx = build(cfg, with_data=False)
     d, fmt = cfg["data"], cfg["task"]["data"]["format"]
     if fmt == "synthetic" and not d.get("path"):

@@ -7,13 +7,12 @@ Used by commands that take a search as input (evaluate, report, run, warm start)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import yaml
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
-from components.archive import Archive
+from components.archive import Archive, sqlite_path
 from components.errors import ConfigError
 
 
@@ -57,7 +56,8 @@ def find_search(cfg: dict, ref: str, task: str) -> ArchivedSearch:
     """
     exp = experiment_name(cfg, task)
     uri = cfg["mlflow"]["tracking_uri"]
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():
+    db = sqlite_path(uri)
+    if db is not None and not db.exists():
         # a lookup must not create an empty store (and an experiment) where none was
         what = f"no finished search of task {task!r}" if str(ref) == "last" else "no such MLflow run"
         raise ConfigError(
