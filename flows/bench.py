@@ -414,6 +414,7 @@ def run_bench(cfg: dict, progress=print) -> Path:
     scenarios = _names(cfg.get("scenarios")) or public_scenarios()
     searchers = _names(cfg.get("searchers")) or list(LLM_FREE)
     seeds, trials = int_option(cfg, "seeds", 1, 10), int_option(cfg, "trials")
+    workers = int_option(cfg, "bench.jobs", 1, 2)
     from components.searchers import SEARCHERS
 
     for n in searchers:
@@ -465,14 +466,14 @@ def run_bench(cfg: dict, progress=print) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     progress(
         f"bench: {len(scenarios)} scenarios x {len(searchers)} searchers x {seeds} seeds x {trials} trials "
-        f"({len(jobs)} jobs on {int(b.get('jobs', 2))} processes; SIMULATED)"
+        f"({len(jobs)} jobs on {workers} processes; SIMULATED)"
     )
     t = time.perf_counter()
     done = _finished_jobs(out / ".jobs", jobs, resume)
     if resume:
         progress(f"  resume: {len(done)} of {len(jobs)} jobs finished earlier with this code and config, reused")
     try:
-        with ProcessPoolExecutor(int(b.get("jobs", 2))) as pool:
+        with ProcessPoolExecutor(workers) as pool:
             futures = {pool.submit(_job, j): i for i, j in enumerate(jobs) if i not in done}
             for n, f in enumerate(as_completed(futures), len(done) + 1):
                 done[futures[f]] = chunk = f.result()
@@ -496,7 +497,7 @@ def run_bench(cfg: dict, progress=print) -> Path:
         w.writerows(rows)
     summary = (
         summarize(rows, trials)
-        + f"\nWall time: {wall:.0f} s for {len(rows)} searches on {int(b.get('jobs', 2))} processes (`{cfg.get('command_line', 'agenttts bench')}`).\n"
+        + f"\nWall time: {wall:.0f} s for {len(rows)} searches on {workers} processes (`{cfg.get('command_line', 'agenttts bench')}`).\n"
     )
     (out / "summary.md").write_text(summary)
     pngs = plot(results, out)
