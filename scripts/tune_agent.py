@@ -77,6 +77,7 @@ def plan(a: argparse.Namespace) -> list[dict]:
                     "max_space": int(bench["bench"].get("oracle_max_space", 200_000)),
                     "initial_design": bool(bench["bench"].get("initial_design", True)),
                     "trials": a.trials,
+                    "live": a.live,
                     "searchers": [a.searcher, a.reference],
                 }
             )
@@ -120,7 +121,9 @@ def _search(job: dict) -> dict:
             continue
         searcher = make_searcher(cfg, n)
         batch = int(cfg["searcher"].get("batch_size") or 10)
-        env = LookupEnv(ctx.space, scores)
+        # --live: the tuned searcher runs on the real Environment (same scores, tested equal to the
+        # grid), which also gives it the per-question scores the lookup does not have
+        env = ctx.environment(bank=SampleBank(None)) if job.get("live") and not i else LookupEnv(ctx.space, scores)
         history = run_search(ctx.space, env, searcher, job["trials"], batch, job["initial_design"])
         run = SearchRun(job["scenario"], name, job["seed"], history, n, max(scores.values()), 0.0, 0)
         out[name] = {"trials_to_near": run.trials_to_near, "best_train": round(run.best.score, 6)}
@@ -189,6 +192,12 @@ def main() -> None:
     ap.add_argument("--cache", default="bench-out/.grid-cache")
     ap.add_argument("--trials", type=int, default=50)
     ap.add_argument("--save", help="write the per-(scenario, seed) results here as JSON")
+    ap.add_argument(
+        "--live",
+        action="store_true",
+        help="run the tuned searcher on the real Environment, not the grid lookup (slower; trials carry "
+        "per-question scores)",
+    )
     ap.add_argument("--plateau", action="store_true", help="also print how much of each grid's top is near")
     ap.add_argument("overrides", nargs="*", help="hydra overrides applied to every job, as in agenttts bench")
     a = ap.parse_args()
