@@ -153,6 +153,9 @@ def test_budget_sweep_gives_one_search_per_budget_and_a_combined_frontier(tmp_pa
     (sweep,) = client.search_runs([exp], "tags.kind = 'sweep'")
     assert [s.data.params["budget.value"] for s in searches] == ["500.0", "2000.0"]
     assert {s.data.tags["sweep_id"] for s in searches} == {sweep.data.tags["sweep_id"]}
+    # the jobs explore; none of them challenged (and so replaced) the task's champion
+    assert {s.data.tags["champion.decision"] for s in searches} == {"skipped"}
+    assert not client.search_registered_models()
     assert sweep.data.params["searches"].split() == [s.info.run_id for s in searches]
     folder = tmp_path / "sweep-out" / sweep.data.tags["sweep_id"]
     assert (folder / "frontier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
