@@ -26,6 +26,9 @@ N_DISTRACTOR_ANSWERS = 5
 def _read_records(path: str | Path) -> list[dict]:
     """The file's records: via Hugging Face ``datasets``, falling back to the stdlib json reader."""
     path = Path(path)
+    if path.is_dir():
+        files = sorted(p.name for p in path.iterdir() if p.suffix in (".json", ".jsonl"))[:5]
+        raise DatasetError(f"data.path {path} is a folder; give one file in it, e.g. {files or 'FILE.json'}")
     if not path.is_file():
         raise DatasetError(f"dataset file not found: {path}")
     import datasets

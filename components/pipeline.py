@@ -163,6 +163,21 @@ class Environment:
         self.bank.reset()
         return Round(list(allocations), shared=self.bank.enabled)
 
+    def first_stage_coverage(self) -> dict[str, int]:
+        """Per model of the first stage: the questions whose sample stream the bank holds (what a
+        replay can start from; later stages' streams depend on the first stage's outputs)."""
+        stage = self.task.stages[0]
+        models = [m.name for m in self.space.stages[0].models]
+        keys = {
+            m: [
+                stream_key(m, self.render(stage, j, None), stage.decoding.key(), self.world)
+                for j in range(len(self.items))
+            ]
+            for m in models
+        }
+        self.bank.load([k for ks in keys.values() for k in ks])
+        return {m: sum(self.bank.count(k) > 0 for k in ks) for m, ks in keys.items()}
+
     def render(self, stage: StageSpec, j: int, upstream: str | None) -> str:
         item = self.items[j]
         selected = ""

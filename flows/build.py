@@ -310,6 +310,9 @@ def build(cfg: dict, with_data: bool = True) -> Context:
     scenario = real = None
     lengths: dict = {}
     if backend == "sim":
+        # the simulator takes the scenario's models, but a misspelt name in the task would only
+        # surface on a real backend: the task's names are checked against the catalog here too
+        stages_from_task(cfg["task"], cfg.get("models") or {})
         scenario = load_scenario(dict(cfg["scenario"]), origin=scenario_origin(cfg))
         check_scenario_fits(task, scenario)
         stages = stages_from_scenario(scenario)
@@ -337,6 +340,33 @@ def build(cfg: dict, with_data: bool = True) -> Context:
         real.check()  # a model that cannot load or a server that is down stops here, before any trial
     simulated = backend == "sim" or bool(getattr(real, "simulated", False))
     return Context(cfg, task, space, scenario, train, test, simulated=simulated, backend=real)
+
+
+def check_replay(ctx: Context) -> None:
+    """``backend=replay`` can only start where the bank holds this task's first-stage samples (checked
+    before a search or an evaluation creates its run; other backends pass)."""
+    if ctx.cfg["backend"]["name"] != "replay":
+        return
+    b = ctx.cfg.get("bank") or {}
+    path = b.get("path")
+    if not b.get("persist", True) or not b.get("enabled", True) or not path or not Path(path).exists():
+        raise BackendError(
+            f"backend=replay replays the persisted sample bank, and there is none at {path} "
+            "(bank.enabled and bank.persist must be true): record a search with a real backend first, "
+            "or `agenttts bank import FILE`"
+        )
+    bank = SampleBank(path)
+    try:
+        have = ctx.environment(bank=bank).first_stage_coverage()
+    finally:
+        bank.close()
+    if not any(have.values()):
+        world = ctx.backend.world if ctx.backend is not None else ""
+        raise BackendError(
+            f"backend=replay: the sample bank at {path} holds no samples of stage '{ctx.space.stages[0].name}' "
+            f"for these {len(ctx.train)} train questions (world '{world}', task '{ctx.task.name}', data.seed="
+            f"{ctx.cfg['data'].get('seed')}): record them with a real backend first, or import a bank file"
+        )
 
 
 def parse_allocation(cfg: dict, space: SearchSpace) -> Allocation:

@@ -35,9 +35,16 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 COMMANDS = ("search", "cost", "space", "config", "bench", "bank", "schedule")
 
 
-def _prefect_env(cfg: dict) -> None:
-    """Quiet, project-local Prefect (set before it is imported; the user's own settings win)."""
+def _prefect_env(cfg: dict, quiet_runs: bool = True) -> None:
+    """Quiet, project-local Prefect (set before it is imported; the user's own settings win).
+
+    ``quiet_runs``: a failing task or flow run is not logged with its traceback, since the command
+    prints the error as one line itself (or re-raises what it does not know, with the traceback).
+    """
     home = Path(cfg.get("prefect", {}).get("home") or ".prefect").resolve()
+    if quiet_runs and not os.environ.get("AGENTTTS_TRACEBACK"):
+        for logger in ("FLOW_RUNS", "TASK_RUNS"):
+            os.environ.setdefault(f"PREFECT_LOGGING_LOGGERS_PREFECT_{logger}_LEVEL", "CRITICAL")
     os.environ.setdefault("PREFECT_HOME", str(home))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
@@ -57,21 +64,29 @@ def _rewrite(overrides: list[str]) -> list[str]:
 def _quote_run_id(o: str) -> str:
     # a run id is text: unquoted, Hydra reads an all-digit or 1e5-like id as a number
     key, _, value = o.partition("=")
-    if key == "run" and value and value[0] not in "'\"" and "," not in value:
+    if key in ("run", "warm_start") and value not in ("", "null") and value[0] not in "'\"" and "," not in value:
         return f"{key}='{value}'"
     return o
 
 
 def compose(overrides: list[str]) -> dict:
-    """The composed, resolved config as a plain dict."""
+    """The composed, resolved config as a plain dict. Hydra's and YAML's errors become one ConfigError line."""
+    import yaml
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
     from omegaconf import OmegaConf
 
+    _check_searchpath(overrides)
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = hydra_compose(config_name="config", overrides=_rewrite(overrides), return_hydra_config=True)
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = hydra_compose(config_name="config", overrides=_rewrite(overrides), return_hydra_config=True)
+    except HydraException as exc:
+        raise _hydra_error(exc) from None
+    except yaml.YAMLError as exc:
+        raise _yaml_error(exc) from None
     choices = OmegaConf.to_container(cfg.hydra.runtime.choices)
     sources = [
         s.path for s in cfg.hydra.runtime.config_sources if s.provider in ("main", "hydra.searchpath in command-line")
@@ -82,7 +97,122 @@ def compose(overrides: list[str]) -> dict:
     # which option of each group was chosen, and where it lives (for messages and run names)
     out["choices"] = {k: v for k, v in choices.items() if not k.startswith("hydra")}
     out["config_sources"] = sources
+    _check_sections(out)
+    _check_scenario(out, overrides)
     return out
+
+
+def _group_options(cfg: dict, group: str) -> list[str]:
+    """The options of a config group in every config source (conf/ and hydra.searchpath folders)."""
+    names = set()
+    for src in cfg.get("config_sources") or []:
+        folder = Path(src.removeprefix("file://")) / group
+        names |= {p.stem for p in folder.glob("*.yaml")} if folder.is_dir() else set()
+    return sorted(names)
+
+
+def _check_scenario(cfg: dict, overrides: list[str]) -> None:
+    """The scenario group is optional (``scenario: ${task}`` finds none for a task of your own, which a
+    real backend does not need); a scenario named on the command line, or one backend=sim needs, must exist."""
+    from components.errors import ConfigError, UnknownNameError
+
+    if "scenario" in cfg:
+        return
+    name = (cfg.get("choices") or {}).get("scenario")
+    available = ", ".join(_group_options(cfg, "scenario"))
+    if any(o.lstrip("+~").partition("=")[0] == "scenario" for o in overrides):
+        raise UnknownNameError(f"unknown scenario '{name}'; available: {available}")
+    if (cfg.get("backend") or {}).get("name") == "sim":
+        raise ConfigError(
+            f"backend=sim needs a scenario, and there is none named like task '{name}': pass scenario=NAME "
+            f"(available: {available}) or a real backend (backend=vllm|openai|replay)"
+        )
+
+
+def _base_config() -> dict:
+    import yaml
+
+    return yaml.safe_load((CONF_DIR / "config.yaml").read_text())
+
+
+def _check_sections(cfg: dict) -> None:
+    """``budget=500`` replaces the whole ``budget:`` section with a number; say which keys it holds."""
+    from components.errors import ConfigError
+
+    for key, default in _base_config().items():
+        # an empty default (``allocation: {}``) is open: it also takes words, e.g. allocation=best
+        if isinstance(default, dict) and default and key in cfg and not isinstance(cfg[key], dict):
+            keys = ", ".join(f"{key}.{k}" for k in default)
+            raise ConfigError(f"'{key}' is a section, not a value (got {key}={cfg[key]!r}); set its keys: {keys}")
+
+
+def _check_searchpath(overrides: list[str]) -> None:
+    """A ``hydra.searchpath`` folder that does not exist: Hydra only warns and then reports the scenario
+    or task it would have found there as unknown."""
+    from components.errors import ConfigError
+
+    for o in overrides:
+        key, _, value = o.partition("=")
+        if key.lstrip("+") != "hydra.searchpath":
+            continue
+        for entry in value.strip("[]").split(","):
+            entry = entry.strip().strip("'\"")
+            if entry.startswith("pkg://") or not entry:
+                continue
+            path = Path(entry.removeprefix("file://"))
+            if not path.is_dir():
+                raise ConfigError(
+                    f"hydra.searchpath: {path} is not a folder (expected e.g. file:///my/dir holding scenario/NAME.yaml)"
+                )
+
+
+def _hydra_error(exc: Exception):
+    """One line for Hydra's multi-line errors (unknown option of a group, unknown key, unparsable override)."""
+    import difflib
+
+    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+
+    from components.errors import ConfigError, UnknownNameError
+
+    text = str(exc).strip()
+    if isinstance(exc, MissingConfigException) and exc.missing_cfg_file and exc.options is not None:
+        group, _, name = exc.missing_cfg_file.rpartition("/")
+        close = difflib.get_close_matches(name, exc.options, n=1, cutoff=0.75)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return UnknownNameError(f"unknown {group or 'config'} '{name}'{hint}; available: {', '.join(exc.options)}")
+    if isinstance(exc, ConfigCompositionException) and text.startswith("Could not override '"):
+        key = text.split("'")[1]
+        known = _known_keys()
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+        hint = f"; did you mean '{close[0]}'?" if close else "; `agenttts config` prints every key"
+        return ConfigError(f"unknown setting '{key}'{hint}")
+    if isinstance(exc, OverrideParseException):
+        first = text.splitlines()[0]
+        return ConfigError(f"cannot parse the override: {first} (write KEY=VALUE; quote values with spaces or <>)")
+    return ConfigError(" ".join(line.strip() for line in text.splitlines() if line.strip()))
+
+
+def _known_keys() -> list[str]:
+    """Dotted keys of the default config (for "did you mean")."""
+    out = []
+
+    def walk(d: dict, prefix: str) -> None:
+        for k, v in d.items():
+            out.append(prefix + str(k))
+            if isinstance(v, dict):
+                walk(v, f"{prefix}{k}.")
+
+    walk(compose([]), "")
+    return out
+
+
+def _yaml_error(exc: Exception):
+    from components.errors import ConfigError
+
+    mark = getattr(exc, "problem_mark", None)
+    where = f"{mark.name}, line {mark.line + 1}" if mark is not None else "a config file"
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return ConfigError(f"{where}: not valid YAML: {problem}")
 
 
 def expand_sweeps(overrides: list[str]) -> list[list[str]]:
@@ -145,6 +275,11 @@ def cmd_space(cfg: dict) -> int:
             f"{s.name} [{', '.join(m.name for m in s.models)}] S∈[{s.min_samples},{s.max_samples}]" for s in sp.stages
         )
     )
+    if ctx.scenario is not None:
+        print(
+            f"models and sample ranges: scenario '{ctx.scenario.name}' (backend=sim simulates the scenario's "
+            "models; a task's models: lists apply to real backends)"
+        )
     print(f"budget: {sp.budget}   (default: {default:.0f} units = one sample of the largest model per stage)")
     print(f"feasible allocations: {sp.size}")
     cheap, dear = sp.cheapest(), sp.most_expensive_feasible()
@@ -203,17 +338,23 @@ def cmd_dry_run(cfg: dict, ctx) -> int:
 
 
 def cmd_search(cfg: dict) -> int:
-    from flows.build import build
+    from flows.build import build, check_replay
 
     t0 = time.perf_counter()
+    _no_allocation(cfg)
     ctx = build(cfg)  # validates everything before Prefect is imported
+    check_replay(ctx)
     _check_operations(cfg, ctx)
-    sim = " (SIMULATED: backend=sim, outputs come from the scenario, not from models)" if ctx.simulated else ""
+    sim = _simulated_note(ctx)
     if cfg.get("dry_run"):
         return cmd_dry_run(cfg, ctx)
+    want_test = int(cfg["data"].get("test_size") or 0)
+    short = (
+        f" ({len(ctx.test)} of data.test_size={want_test} left for the test split)" if len(ctx.test) < want_test else ""
+    )
     print(
         f"search: task={ctx.task.name} searcher={cfg['searcher']['name']} budget={ctx.space.budget} "
-        f"space={ctx.space.size} allocations, {len(ctx.train)} train questions{sim}",
+        f"space={ctx.space.size} allocations, {len(ctx.train)} train questions{short}{sim}",
         flush=True,
     )
     _prefect_env(cfg)
@@ -240,6 +381,13 @@ def cmd_search(cfg: dict) -> int:
     print(f"MLflow: experiment '{out.experiment}', run {out.run_id}")
     print(f"  open with: mlflow ui --backend-store-uri {out.tracking_uri}")
     return 0
+
+
+def _simulated_note(ctx) -> str:
+    if not ctx.simulated:
+        return ""
+    how = "" if ctx.cfg["backend"]["name"] == "sim" else ", replayed from the bank"
+    return f" (SIMULATED: outputs come from a simulated scenario{how}, not from models)"
 
 
 def _check_operations(cfg: dict, ctx, progress=print) -> None:
@@ -269,18 +417,45 @@ def cmd_schedule(cfg: dict) -> int:
     except ValueError as e:  # pydantic's ValidationError: keep its message, not its help link
         why = e.errors()[0]["msg"] if hasattr(e, "errors") else str(e)
         raise_config(f'cron={cron!r} is not a valid cron expression ({why}); e.g. cron="0 2 * * *" (02:00 daily)')
+    _prefect_env(cfg, quiet_runs=False)  # the served runs' own logs are the schedule's output
+    api = _prefect_server()  # also before anything is written
     overrides = [o for o in cfg.get("cli_overrides", []) if not o.lstrip("+").startswith("schedule.")]
     nightly = compose(nightly_overrides(overrides))
     ctx = build(nightly)  # the nightly search's config, validated now
     _check_operations(nightly, ctx, lambda m: None)  # champion settings; a given warm_start run must exist and fit
     name = sched.get("name") or f"nightly-{ctx.task.name}"
-    _prefect_env(cfg)
     from flows.nightly import serve_nightly
 
-    api = os.environ.get("PREFECT_API_URL") or "an ephemeral Prefect API (set PREFECT_API_URL to use your server)"
     print(f"schedule: deployment 'nightly/{name}' cron '{cron}' on {api}; search overrides: {overrides}", flush=True)
     serve_nightly(name, str(cron), overrides)
     return 0
+
+
+def _prefect_server() -> str:
+    """The Prefect server the schedule is served on. Prefect's ephemeral API cannot schedule (its
+    runner only warns, then waits forever without a run), so a server must be running."""
+    import httpx
+    from prefect.settings import get_current_settings
+
+    url = os.environ.get("PREFECT_API_URL") or get_current_settings().api.url  # the env wins, as in Prefect
+    start = "start one with `prefect server start`, then set PREFECT_API_URL=http://127.0.0.1:4200/api"
+    if not url:
+        raise_config(f"agenttts schedule needs a running Prefect server (the ephemeral API cannot schedule): {start}")
+    try:
+        httpx.get(f"{str(url).rstrip('/')}/health", timeout=10).raise_for_status()
+    except httpx.HTTPError as e:
+        raise_config(f"no Prefect server answers at PREFECT_API_URL={url} ({type(e).__name__}): {start}")
+    return str(url)
+
+
+def _no_allocation(cfg: dict) -> None:
+    """``allocation.STAGE=...`` is read by cost / evaluate / run; a search would silently ignore it."""
+    if cfg.get("allocation"):
+        raise_config(
+            "a search chooses the allocation: allocation.* is read by `agenttts cost`, `evaluate` and `run`; "
+            "to keep a stage on one model, list only that model in its stage's models: (the task's for real "
+            "backends, the scenario's for backend=sim)"
+        )
 
 
 def _check_jobs(jobs: list[list[str]]) -> None:
@@ -384,7 +559,7 @@ def cmd_evaluate(cfg: dict) -> int:
     from flows.prepare import prepare_evaluate
 
     plan = prepare_evaluate(cfg)  # allocation, search and split checked before Prefect is imported
-    sim = " (SIMULATED: backend=sim, outputs come from the scenario, not from models)" if plan.ctx.simulated else ""
+    sim = _simulated_note(plan.ctx)
     print(
         f"evaluate: task={plan.ctx.task.name} allocation {plan.allocation} ({plan.source}) "
         f"on split={plan.split}, {len(plan.items)} questions{sim}",
@@ -414,7 +589,7 @@ def cmd_run(cfg: dict) -> int:
     from flows.prepare import prepare_run
 
     plan = prepare_run(cfg)
-    sim = " (SIMULATED: backend=sim, outputs come from the scenario, not from models)" if plan.ctx.simulated else ""
+    sim = _simulated_note(plan.ctx)
     print(f"run: allocation {plan.allocation} ({plan.source}) on {len(plan.items)} inputs{sim}", flush=True)
     _prefect_env(cfg)
     from flows.evaluate import run_flow
@@ -461,6 +636,17 @@ def _finish_sweep(cfgs: list[dict], jobs: list[list[str]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``agenttts`` entry point; returns the exit status."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # `agenttts space | head -1`: the reader has gone; stop quietly like other shell tools, and
+        # point stdout at /dev/null so the interpreter's final flush does not raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
+def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(
         prog="agenttts", description="Compute-optimal test-time scaling for multi-stage LLM pipelines."
     )
@@ -477,14 +663,14 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument(
             "-m", "--multirun", action="store_true", help="expand comma-separated overrides into several jobs"
         )
-        p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. task=2wiki budget.units=900")
+        p.add_argument("overrides", nargs="*", default=[], help="Hydra overrides, e.g. task=2wiki budget.units=900")
     b = sub.add_parser("bank", help="export the sample bank to one file, or import (merge) one")
     b.add_argument("action", choices=["export", "import", "import-samples"])
     b.add_argument("file", help="the bank file to write (export) or read (import)")
-    b.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. bank.path=.agenttts/bank.sqlite")
+    b.add_argument("overrides", nargs="*", default=[], help="Hydra overrides, e.g. bank.path=.agenttts/bank.sqlite")
     for name, text in USE_COMMANDS:
         p = sub.add_parser(name, help=text)
-        p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. run=last split=test")
+        p.add_argument("overrides", nargs="*", default=[], help="Hydra overrides, e.g. run=last split=test")
         p.set_defaults(multirun=False)
 
     args = parser.parse_args(argv)

@@ -276,17 +276,44 @@ def test_openai_search_is_recorded_and_replay_reproduces_it_without_generation(t
     assert off.space.cost_model.lengths == {}
 
 
+def test_a_replay_of_simulated_samples_is_labelled_simulated():
+    from components.backends.replay import ReplayBackend
+    from components.backends.sim import SimBackend
+
+    world = SimBackend(build(compose([]), with_data=False).scenario).world  # "sim2:2wiki:v1:seed0:..."
+    assert ReplayBackend(world).simulated
+    assert not ReplayBackend("").simulated and not ReplayBackend("served:tiny").simulated
+
+
+def test_replay_without_the_samples_it_starts_from_stops_before_any_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["search", *_search_overrides(tmp_path, "backend=replay")]) == 2  # no bank file at all
+    assert "there is none at" in capsys.readouterr().err
+    SampleBank(tmp_path / "bank.sqlite").close()  # a bank, but without this task's samples
+    assert main(["search", *_search_overrides(tmp_path, "backend=replay")]) == 2
+    err = capsys.readouterr().err
+    assert "holds no samples of stage 'retrieval' for these 4 train questions" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "mlruns").exists()  # stopped before the search's run was created
+
+
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
-def test_replay_names_what_the_bank_lacks_and_leaves_a_failed_run(tmp_path, monkeypatch, capsys):
+def test_replay_names_what_the_bank_lacks_and_leaves_a_failed_run(tmp_path, toy, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert main(["search", *_search_overrides(tmp_path, "backend=replay")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith("error: backend=replay: the sample bank lacks samples of") and "model=" in err
-    assert "stage=retrieval question=" in err
+    short = ["trials=3", "cost.measured_lengths=false"]  # one round recorded
+    assert main(["search", *_search_overrides(tmp_path, "backend=openai", f"backend.base_url={toy.url}", *short)]) == 0
+    capsys.readouterr()
+    # six trials: the second round's allocations were never recorded
+    assert main(["search", *_search_overrides(tmp_path, "backend=replay", "cost.measured_lengths=false")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err  # Prefect's failed-run logs are left to the one line below
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: backend=replay: the sample bank lacks samples of") and "model=" in last
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
-    [run] = client.search_runs(client.search_experiments()[0].experiment_id, "tags.kind = 'search'")
-    assert run.info.status == "FAILED" and run.data.tags["status"] == "failed"
+    runs = client.search_runs(client.search_experiments()[0].experiment_id, "tags.kind = 'search'")
+    replay = [r for r in runs if r.data.tags["backend"] == "replay"]
+    assert [(r.info.status, r.data.tags["status"]) for r in replay] == [("FAILED", "failed")]
 
 
 @pytest.mark.slow

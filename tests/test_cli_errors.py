@@ -15,11 +15,23 @@ def bad_scenario(tmp_path, text):
 
 
 CASES = {
-    "unknown task": (["search", "task=nope"], "Could not find 'task/nope'"),
-    "unknown searcher": (["search", "searcher=nope"], "Could not find 'searcher/nope'"),
-    "unknown backend": (["search", "backend=nope"], "Could not find 'backend/nope'"),
-    "unknown scenario": (["search", "scenario=nope"], "Could not find 'scenario/nope'"),
-    "unknown key": (["search", "nosuchkey=1"], "Could not override 'nosuchkey'"),
+    "unknown task": (["search", "task=nope"], "unknown task 'nope'; available: 2wiki, chatdev,"),
+    "unknown searcher": (["search", "searcher=randm"], "unknown searcher 'randm' (did you mean 'random'?)"),
+    "unknown backend": (["search", "backend=nope"], "unknown backend 'nope'; available: "),
+    "unknown scenario": (["search", "scenario=nope"], "unknown scenario 'nope'; available: 2wiki,"),
+    "unknown key": (["search", "nosuchkey=1"], "unknown setting 'nosuchkey'"),
+    # Hydra suggested "To append to your config use +trails=3"
+    "misspelt key": (["search", "trails=3"], "unknown setting 'trails'; did you mean 'trials'?"),
+    "override does not parse": (["search", "trials=[1,"], "cannot parse the override"),
+    # once an AttributeError traceback from make_budget
+    "section given a value": (["search", "budget=500"], "'budget' is a section, not a value (got budget=500)"),
+    # Hydra only warned, then called the scenario there unknown
+    "searchpath missing": (
+        ["search", "hydra.searchpath=[file:///nonexistent/dir]"],
+        "/nonexistent/dir is not a folder",
+    ),
+    # a search ignored it silently
+    "allocation given to a search": (["search", "allocation.qa=Llama-3.2-3B:10"], "a search chooses the allocation"),
     "unknown model": (
         ["cost", "allocation.retrieval=Qwen-9B:1", "allocation.qa=Llama-3.2-3B:1"],
         "unknown model 'Qwen-9B' for stage 'retrieval'",
@@ -49,6 +61,7 @@ CASES = {
     "bench workers below one": (["bench", "bench.jobs=0"], "bench.jobs must be an integer >= 1, got 0"),
     "switch not a boolean": (["search", "searcher.probes=no"], "searcher.probes must be true or false, got 'no'"),
     "missing data path": (["search", "task=2wiki"], "give data.path=FILE"),
+    "data path is a folder": (["search", "task=gsm8k", "data.path=/tmp"], "data.path /tmp is a folder; give one file"),
     "missing dataset file": (["search", "task=2wiki", "data.path=/nonexistent/tts.json"], "/nonexistent/tts.json"),
 }
 
@@ -92,6 +105,61 @@ def test_broken_scenario_file(mutation, message, tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert message in err and "scenario/broken.yaml" in err
     assert not (tmp_path / "mlruns").exists()
+
+
+def test_scenario_file_that_is_not_yaml(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["search", *bad_scenario(tmp_path, "name: broken\nstages: [\n")]) == 2
+    err = capsys.readouterr().err
+    assert "scenario/broken.yaml, line 3: not valid YAML" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "mlruns").exists()
+
+
+def test_a_task_of_your_own_needs_no_scenario_on_a_real_backend(tmp_path, monkeypatch, capsys):
+    from flows.cli import CONF_DIR, compose
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "extra" / "task").mkdir(parents=True)
+    text = (CONF_DIR / "task" / "synthetic.yaml").read_text().replace("name: synthetic", "name: mine", 1)
+    (tmp_path / "extra" / "task" / "mine.yaml").write_text(text)
+    path = f"hydra.searchpath=[file://{tmp_path / 'extra'}]"
+    cfg = compose([path, "task=mine", "backend=openai"])  # `scenario: ${task}` finds no scenario/mine.yaml
+    assert "scenario" not in cfg and cfg["task"]["name"] == "mine"
+    assert main(["space", path, "task=mine"]) == 2  # the simulator does need one
+    assert "backend=sim needs a scenario" in capsys.readouterr().err
+    assert main(["space", path, "task=mine", "scenario=synthetic"]) == 0
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    r, w = os.pipe()
+    os.close(r)  # `agenttts config | head -1` after head has exited
+    p = subprocess.run([sys.executable, "-m", "flows.cli", "config"], stdout=w, stderr=subprocess.PIPE, text=True)
+    os.close(w)
+    assert p.returncode == 141 and "Traceback" not in p.stderr
+
+
+def test_schedule_without_a_prefect_server_stops_first(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from flows.cli import CONF_DIR
+
+    # a fresh process: in this one a test harness may have pointed Prefect at its own server
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env["PYTHONPATH"] = str(CONF_DIR.parent)
+    cmd = [sys.executable, "-m", "flows.cli", "schedule", "cron=0 2 * * *", "trials=3"]
+    p = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "needs a running Prefect server" in p.stderr  # the ephemeral API cannot schedule
+    env["PREFECT_API_URL"] = "http://127.0.0.1:9/api"
+    p = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "no Prefect server answers at PREFECT_API_URL=http://127.0.0.1:9/api" in p.stderr
+    assert not (tmp_path / "mlruns").exists() and not (tmp_path / ".prefect").exists()
 
 
 def test_scenario_that_does_not_fit_the_task(tmp_path, monkeypatch, capsys):

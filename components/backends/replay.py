@@ -9,6 +9,8 @@ samples it has and needs. Streams are found under the same key the recording bac
 
 from __future__ import annotations
 
+import re
+
 from components.backends.base import Generation, Request
 from components.errors import MissingSampleError
 
@@ -20,7 +22,8 @@ class ReplayBackend:
 
     def __init__(self, world: str = ""):
         self.world = world
-        self.simulated = world.startswith("sim:")
+        # a simulator's world is "sim<SIM_VERSION>:<scenario>:..." (once "sim:"): its samples are simulated
+        self.simulated = re.match(r"sim\d*:", world) is not None
 
     def check(self) -> None:
         """Nothing to reach."""
