@@ -129,6 +129,11 @@ def test_a_task_of_your_own_needs_no_scenario_on_a_real_backend(tmp_path, monkey
     assert main(["space", path, "task=mine"]) == 2  # the simulator does need one
     assert "backend=sim needs a scenario" in capsys.readouterr().err
     assert main(["space", path, "task=mine", "scenario=synthetic"]) == 0
+    assert "models and sample ranges: scenario '2wiki'" in capsys.readouterr().out  # synthetic = 2wiki
+    # the simulator uses the scenario's models, but a misspelt one in the task still stops here
+    (tmp_path / "extra" / "task" / "mine.yaml").write_text(text.replace("Qwen2.5-72B]", "Qwen2.5-72b]"))
+    assert main(["space", path, "task=mine", "scenario=synthetic"]) == 2
+    assert "model 'Qwen2.5-72b' of stage 'retrieval' is not in the model catalog" in capsys.readouterr().err
 
 
 def test_a_closed_pipe_ends_quietly(tmp_path):
