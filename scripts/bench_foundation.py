@@ -103,6 +103,7 @@ def main() -> None:
             )
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    print("SIMULATED (backend=sim): every search below runs on the simulator\n")
     print("| measurement | value |\n|---|---|")
     for k, v in rows:
         print(f"| {k} | {v} |")

@@ -1,7 +1,7 @@
 """Grid oracle: seconds of the Environment path vs the fast grid evaluator (components/oracle.py).
 
     python scripts/bench_oracle.py --scenarios 2wiki chatdev --seeds 1
-    python scripts/bench_oracle.py --fast-only            # every public scenario, 10 seeds, fast path only
+    python scripts/bench_oracle.py --fast-only --seeds 10  # every public scenario, 10 seeds, fast path only
 
 Each (scenario, seed) is built as ``agenttts bench`` builds its job (the scenario's task, ``scenario.seed``
 = ``data.seed`` = seed, the default train size and budget), and its full feasible grid is scored

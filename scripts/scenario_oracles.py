@@ -85,7 +85,13 @@ def main(argv=None) -> int:
     ap.add_argument("--top", type=int, default=1, help="also list the best K allocations per scenario")
     ap.add_argument("overrides", nargs="*", help="extra config overrides, e.g. budget.units=900")
     args = ap.parse_args(argv)
+    if args.top < 1:
+        ap.error("--top must be at least 1")
+    unknown = set(args.only or ()) - {p[0] for p in PUBLIC}
+    if unknown:
+        ap.error(f"unknown scenario(s) {sorted(unknown)}; public: {[p[0] for p in PUBLIC]}")
     pairs = [p for p in PUBLIC if not args.only or p[0] in args.only]
+    print("SIMULATED (backend=sim): grid oracles of the public scenarios\n")
     print("| scenario | task | shape | budget (units) | space | oracle allocation | units | score | grid s |")
     print("|---|---|---|---|---|---|---|---|---|")
     extra = []

@@ -24,7 +24,7 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=50)
     ap.add_argument("--searcher", default="agenttts")
     ap.add_argument("overrides", nargs="*")
-    a = ap.parse_args()
+    a = ap.parse_intermixed_args()  # hydra overrides may come before or after the options
     base = compose([f"scenario={a.scenario}"])
     task, data = task_for(base["scenario"], base["bench"].get("data_paths") or {})  # as agenttts bench picks it
     overrides = job_overrides([], a.scenario, task, data, a.seed)

@@ -2,7 +2,7 @@
 
     python scripts/tune_agent.py [--scenarios a,b,...] [--seeds 10-29] [--searcher agenttts]
         [--reference optuna_tpe] [--jobs 2] [--cache DIR] [--trials 50] [--save FILE.json] [--plateau]
-        [hydra overrides ...]
+        [--live] [hydra overrides ...]
 
 Per (scenario, seed) the score of every allocation of the grid is computed once with the grid oracle
 (``components.oracle.grid_scores``, tested equal to ``Environment.evaluate``) and cached on disk; the
@@ -77,7 +77,7 @@ def plan(a: argparse.Namespace) -> list[dict]:
                     "max_space": int(bench["bench"].get("oracle_max_space", 200_000)),
                     "initial_design": bool(bench["bench"].get("initial_design", True)),
                     "trials": a.trials,
-                    "live": a.live,
+                    "live": getattr(a, "live", False),  # expected_first.py plans with its own Namespace
                     "searchers": [a.searcher, a.reference],
                 }
             )
@@ -201,6 +201,11 @@ def main() -> None:
     ap.add_argument("--plateau", action="store_true", help="also print how much of each grid's top is near")
     ap.add_argument("overrides", nargs="*", help="hydra overrides applied to every job, as in agenttts bench")
     a = ap.parse_args()
+    try:
+        if not _seeds(a.seeds):
+            raise ValueError
+    except ValueError:
+        ap.error(f"--seeds {a.seeds!r} gives no seed: use e.g. 10-29 or 0-9,15")
     jobs = plan(a)
     if not jobs:
         raise SystemExit("no scenario to run")
