@@ -21,6 +21,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from _args import positive
+
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SCENARIO_TASK = {
     "2wiki": ["task=synthetic", "scenario=2wiki"],
@@ -89,8 +91,8 @@ def run_one(job: tuple[str, int, int, list[str]]) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", type=int, default=10)
-    ap.add_argument("--trials", type=int, default=50)
+    ap.add_argument("--seeds", type=positive, default=10)
+    ap.add_argument("--trials", type=positive, default=50)
     ap.add_argument("--scenarios", nargs="+", default=list(SCENARIO_TASK), choices=list(SCENARIO_TASK))
     ap.add_argument("--searchers", nargs="+", default=["agenttts", "random"])
     ap.add_argument("--jobs", type=int, default=2)

@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _args import positive
+
 AGENTTTS = str(Path(sys.executable).with_name("agenttts"))
 
 
@@ -66,7 +68,7 @@ def simulator_speed() -> tuple[str, str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=positive, default=3)
     ap.add_argument("--skip-grid", action="store_true")
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="agenttts-bench-"))

@@ -26,6 +26,8 @@ import sys
 import time
 from pathlib import Path
 
+from _args import positive
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SETTINGS = {
@@ -150,8 +152,8 @@ def summarize(rows: list[dict], trials: int) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scenarios", nargs="+", default=["2wiki", "2wiki_500", "taskbench", "chatdev"])
-    ap.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1")
-    ap.add_argument("--trials", type=int, default=50)
+    ap.add_argument("--seeds", type=positive, default=5, help="seeds 0..N-1")
+    ap.add_argument("--trials", type=positive, default=50)
     ap.add_argument("--oracle-cache", default="bench-out/.oracle-cache")
     ap.add_argument("--jsonl", help="append one JSON line per search here")
     ap.add_argument("--summarize", help="only reprint the table of a kept --jsonl file")

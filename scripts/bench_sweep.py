@@ -49,6 +49,9 @@ def main() -> None:
     ap.add_argument("--extra", nargs="*", default=[], help="more overrides, e.g. trials=50 searcher=random")
     ap.add_argument("--modes", default="shared,own,none")
     args = ap.parse_args()
+    bad = [m for m in args.modes.split(",") if m not in MODES]
+    if bad:  # before the first sweep, not after it
+        ap.error(f"unknown mode(s) {bad}; modes: {','.join(MODES)}")
     results = {m: sweep(args.budgets, args.extra, m) for m in args.modes.split(",")}
     print(f"`agenttts search -m budget.units={args.budgets} {' '.join(args.extra)}` (SIMULATED, backend=sim)\n")
     print("| bank | " + " | ".join(j for j, _, _ in next(iter(results.values()))[0]) + " | total tokens | wall s |")

@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from _args import positive
+
 if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -172,7 +174,7 @@ def calibrate(scenario: Scenario, items, budgets=None) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scenario", default="conf/scenario/2wiki.yaml", help="scenario file or public name")
-    ap.add_argument("--items", type=int, default=300, help="number of synthetic items")
+    ap.add_argument("--items", type=positive, default=300, help="number of synthetic items")
     ap.add_argument("--seed", type=int, default=0, help="synthetic item seed")
     ap.add_argument(
         "--budgets", default=None, help="comma-separated budgets in units (default: ~0.54/1/2.15 × default)"
