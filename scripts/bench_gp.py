@@ -101,6 +101,7 @@ def one(scenario: str, seed: int, setting: str, trials: int, cache_dir: Path) ->
         "best_train": run.best.score,
         "oracle": oracle,
         "n_questions": n,
+        "trial_budget": trials,
     }
 
 
@@ -159,8 +160,12 @@ def main() -> None:
     ap.add_argument("--summarize", help="only reprint the table of a kept --jsonl file")
     a = ap.parse_args()
     if a.summarize:
+        if not Path(a.summarize).is_file():
+            ap.error(f"--summarize: no file at {a.summarize}")
         rows = [json.loads(line) for line in Path(a.summarize).read_text().splitlines() if line.strip()]
-        print(summarize(rows, a.trials))
+        trials = rows[0].get("trial_budget", a.trials) if rows else a.trials  # the kept run's, not this call's default
+        print(f"optuna_gp, {trials} trials, SIMULATED (reprinted from {a.summarize})")
+        print(summarize(rows, trials))
         return
     rows = []
     for seed in range(a.seeds):  # seeds outermost: a run cut short still covers every scenario alike

@@ -28,3 +28,10 @@ def test_config_prints_the_composed_config(capsys):
     assert main(["config", "task=gsm8k", "trials=7"]) == 0
     out = capsys.readouterr().out
     assert "trials: 7" in out and "name: gsm8k" in out
+
+
+def test_run_and_warm_start_ids_stay_text():
+    # Hydra would read an all-digit or 1e5-like MLflow run id as a number
+    assert compose(["warm_start=1e5", "run=123"])["warm_start"] == "1e5"
+    assert compose(["run=123"])["run"] == "123"
+    assert compose(["warm_start=null"])["warm_start"] is None  # null keeps its meaning
