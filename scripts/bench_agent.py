@@ -21,8 +21,6 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from _args import positive
-
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SCENARIO_TASK = {
     "2wiki": ["task=synthetic", "scenario=2wiki"],
@@ -90,6 +88,8 @@ def run_one(job: tuple[str, int, int, list[str]]) -> list[dict]:
 
 
 def main() -> None:
+    from _args import positive  # scripts/ is on sys.path when run as a file (tests import this module as scripts.*)
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=positive, default=10)
     ap.add_argument("--trials", type=positive, default=50)

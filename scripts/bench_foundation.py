@@ -19,8 +19,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from _args import positive
-
 AGENTTTS = str(Path(sys.executable).with_name("agenttts"))
 
 
@@ -67,6 +65,8 @@ def simulator_speed() -> tuple[str, str]:
 
 
 def main() -> None:
+    from _args import positive  # scripts/ is on sys.path when run as a file (tests import this module as scripts.*)
+
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeats", type=positive, default=3)
     ap.add_argument("--skip-grid", action="store_true")

@@ -26,8 +26,6 @@ import sys
 import time
 from pathlib import Path
 
-from _args import positive
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SETTINGS = {
@@ -151,6 +149,8 @@ def summarize(rows: list[dict], trials: int) -> str:
 
 
 def main() -> None:
+    from _args import positive  # scripts/ is on sys.path when run as a file (tests import this module as scripts.*)
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scenarios", nargs="+", default=["2wiki", "2wiki_500", "taskbench", "chatdev"])
     ap.add_argument("--seeds", type=positive, default=5, help="seeds 0..N-1")

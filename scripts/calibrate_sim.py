@@ -16,8 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-from _args import positive
-
 if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -172,6 +170,8 @@ def calibrate(scenario: Scenario, items, budgets=None) -> str:
 
 
 def main(argv=None) -> int:
+    from _args import positive  # scripts/ is on sys.path when run as a file (tests import this module as scripts.*)
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scenario", default="conf/scenario/2wiki.yaml", help="scenario file or public name")
     ap.add_argument("--items", type=positive, default=300, help="number of synthetic items")
