@@ -36,10 +36,11 @@ def sqlite_path(uri: str) -> Path | None:
 def store_lock(uri: str, name: str):
     """Hold the file lock ``name`` next to a local SQLite store (processes on this machine take turns);
     other stores have no such file, and the block runs unlocked."""
-    if sqlite_path(uri) is None:
+    db = sqlite_path(uri)
+    if db is None:
         yield
         return
-    db = sqlite_path(uri).resolve()
+    db = db.resolve()
     db.parent.mkdir(parents=True, exist_ok=True)
     with open(db.parent / name, "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)

@@ -355,13 +355,13 @@ def check_replay(ctx: Context) -> None:
             "(bank.enabled and bank.persist must be true): record a search with a real backend first, "
             "or `agenttts bank import FILE`"
         )
-    bank = SampleBank(path)
+    bank = make_bank(ctx.cfg)
     try:
         have = ctx.environment(bank=bank).first_stage_coverage()
     finally:
         bank.close()
     if not any(have.values()):
-        world = ctx.backend.world if ctx.backend is not None else ""
+        world = ctx.backend.world  # a replay context always has its backend
         raise BackendError(
             f"backend=replay: the sample bank at {path} holds no samples of stage '{ctx.space.stages[0].name}' "
             f"for these {len(ctx.train)} train questions (world '{world}', task '{ctx.task.name}', data.seed="

@@ -13,6 +13,7 @@ missing scenario where the simulator needs one.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from pathlib import Path
 
@@ -93,6 +94,7 @@ def _check_scenario(cfg: dict, overrides: list[str]) -> None:
         )
 
 
+@functools.cache  # compose runs many times per command (a bench composes each job several times)
 def _base_config() -> dict:
     import yaml
 

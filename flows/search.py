@@ -267,7 +267,8 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
         ),
         "best_allocation.yaml",
     )
-    if champion_settings(cfg)["enabled"] and cfg.get("sweep_id"):
+    challenge = champion_settings(cfg)["enabled"]
+    if challenge and cfg.get("sweep_id"):
         # a sweep explores (budgets, seeds, models) and is judged on its frontier; each job promoting in
         # turn would leave the champion to whichever job ran last (at its budget)
         archive.client.set_tag(archive.parent_id, "champion.decision", "skipped")
@@ -275,7 +276,7 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
             archive.parent_id, "champion.reason", "a job of a -m sweep does not challenge the champion"
         )
         progress("champion: not challenged (a job of a -m sweep)")
-    elif champion_settings(cfg)["enabled"]:  # last, so a promoted version's run has all its artifacts
+    elif challenge:  # last, so a promoted version's run has all its artifacts
         try:
             outcome.champion = decide_champion(ctx, env, history, archive, progress)
         except Exception as exc:

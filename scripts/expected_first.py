@@ -82,7 +82,9 @@ def main() -> None:
     a = ap.parse_args()
     if a.replicas < 1:
         raise SystemExit("--replicas must be >= 1")
-    jobs = tune_agent.plan(argparse.Namespace(**vars(a), trials=50, searcher="agenttts", reference="optuna_tpe"))
+    jobs = tune_agent.plan(
+        argparse.Namespace(**vars(a), trials=50, searcher="agenttts", reference="optuna_tpe", live=False)
+    )
     if not jobs:
         raise SystemExit("no scenario to run")
     for j in jobs:

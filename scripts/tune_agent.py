@@ -77,7 +77,7 @@ def plan(a: argparse.Namespace) -> list[dict]:
                     "max_space": int(bench["bench"].get("oracle_max_space", 200_000)),
                     "initial_design": bool(bench["bench"].get("initial_design", True)),
                     "trials": a.trials,
-                    "live": getattr(a, "live", False),  # expected_first.py plans with its own Namespace
+                    "live": a.live,
                     "searchers": [a.searcher, a.reference],
                 }
             )
