@@ -12,6 +12,8 @@ import contextlib
 import csv
 import fcntl
 import io
+import os
+import socket
 import time
 from pathlib import Path
 
@@ -111,6 +113,33 @@ class Archive:
         self.experiment_id = exp_id
         self.experiment = experiment
         self.parent_id: str | None = None
+        self.closed = False  # finish() or fail() has ended the parent run
+
+    @staticmethod
+    def process_tags() -> dict[str, str]:
+        """Who holds a run open: a later search reads these to close it if that process is gone."""
+        return {"host": socket.gethostname(), "pid": str(os.getpid())}
+
+    def close_orphans(self, kinds: tuple[str, ...] = ("search",)) -> list:
+        """Close this experiment's runs still marked running whose process, on this machine, is gone
+        (killed with SIGKILL, out of memory, the machine stopped): tag ``status=killed``, MLflow
+        status KILLED. Runs of other machines, or without ``host``/``pid`` tags, are left as they are.
+        Returns the runs closed."""
+        host = socket.gethostname()
+        runs = self.client.search_runs(
+            [self.experiment_id], filter_string=f"tags.status = 'running' and tags.host = '{host}'", max_results=200
+        )
+        closed = []
+        for run in runs:
+            tags = run.data.tags
+            if tags.get("kind") not in kinds or not tags.get("pid", "").isdigit() or _alive(int(tags["pid"])):
+                continue
+            why = f"its process (pid {tags['pid']} on {host}) ended without closing the run: killed or crashed"
+            self.client.set_tag(run.info.run_id, "status", "killed")
+            self.client.set_tag(run.info.run_id, "error", why)
+            self.client.set_terminated(run.info.run_id, "KILLED")
+            closed.append(run)
+        return closed
 
     def start_search(self, run_name: str, params: dict, tags: dict) -> str:
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags={k: str(v) for k, v in tags.items()})
@@ -207,13 +236,40 @@ class Archive:
         )
         self.client.set_terminated(self.parent_id, status)
 
-    def fail(self, reason: str) -> None:
-        """Mark the search failed (never left RUNNING as if valid)."""
-        if self.parent_id is None:
+    def fail(self, reason: str, status: str = "failed") -> None:
+        """Mark the search ``failed`` (MLflow FAILED) or ``interrupted`` (KILLED): never left RUNNING as
+        if valid. A run already closed is left as it is."""
+        if self.parent_id is None or self.closed:
             return
-        self.client.set_tag(self.parent_id, "status", "failed")
+        self.client.set_tag(self.parent_id, "status", status)
         self.client.set_tag(self.parent_id, "error", reason[:5000])
-        self.client.set_terminated(self.parent_id, "FAILED")
+        self.client.set_terminated(self.parent_id, "FAILED" if status == "failed" else "KILLED")
+        self.closed = True
+
+    def abort(self, exc: BaseException, context: str = "") -> None:
+        """Close the run after ``exc``: ``interrupted`` for what is not an error but a stop (Ctrl-C,
+        SIGTERM, exit: a BaseException that is no Exception), ``failed`` for anything else."""
+        if interrupted(exc):
+            self.fail(f"{context}interrupted ({type(exc).__name__})", status="interrupted")
+        else:
+            self.fail(f"{context}{type(exc).__name__}: {exc}")
+
+
+def interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` stopped the work from outside (KeyboardInterrupt, SystemExit, Prefect's
+    TerminationSignal on SIGTERM) rather than failing it."""
+    return not isinstance(exc, Exception)
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this machine (one of another user counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def run_url_hint(tracking_uri: str) -> str:
@@ -221,4 +277,4 @@ def run_url_hint(tracking_uri: str) -> str:
     return f"mlflow ui --backend-store-uri {tracking_uri}"
 
 
-__all__ = ["Archive", "open_client", "run_url_hint", "sqlite_uri", "trial_metrics"]
+__all__ = ["Archive", "interrupted", "open_client", "run_url_hint", "sqlite_uri", "trial_metrics"]

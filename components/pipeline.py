@@ -261,6 +261,7 @@ class Environment:
                 rnd.unpriced = True
             else:
                 rnd.generated_usd += m.price_per_mtok * tokens / 1e6
+        self.bank.flush()  # on disk as soon as generated: a search killed later in the round keeps them
 
     def _stream(self, key: str):
         return self.bank.get(key)

@@ -482,7 +482,7 @@ def run_bench(cfg: dict, progress=print) -> Path:
                     progress(f"  {n}/{len(jobs)} jobs done, {time.perf_counter() - t:.0f} s")
     except KeyboardInterrupt:
         progress(
-            f"interrupted: {len(done)} of {len(jobs)} jobs kept in {out / '.jobs'}; "
+            f"  {len(done)} of {len(jobs)} jobs kept in {out / '.jobs'}; "
             "run the same command with bench.resume=true to continue"
         )
         raise

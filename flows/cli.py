@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import time
 import uuid
@@ -45,7 +46,14 @@ def _prefect_env(cfg: dict, quiet_runs: bool = True) -> None:
     if quiet_runs and not os.environ.get("AGENTTTS_TRACEBACK"):
         for logger in ("FLOW_RUNS", "TASK_RUNS"):
             os.environ.setdefault(f"PREFECT_LOGGING_LOGGERS_PREFECT_{logger}_LEVEL", "CRITICAL")
+        # on Ctrl-C the command says what it closed; Prefect's "Crash detected!" and its event queue's
+        # "Still processing items" at exit would only repeat it
+        logging.getLogger("prefect.engine").setLevel(logging.CRITICAL)
+        logging.getLogger("EventsWorker").setLevel(logging.ERROR)
     os.environ.setdefault("PREFECT_HOME", str(home))
+    if not os.environ.get("PREFECT_API_URL"):
+        for pid in _orphan_prefect_servers(os.environ["PREFECT_HOME"]):
+            print(f"note: stopped pid {pid}, a temporary Prefect API server that a killed command left running")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
@@ -53,6 +61,27 @@ def _prefect_env(cfg: dict, quiet_runs: bool = True) -> None:
     os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # no "Creating initial MLflow database tables..."
     logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def _orphan_prefect_servers(home: str) -> list[int]:
+    """Stop the temporary Prefect API servers of ``home`` whose command was killed (SIGKILL, out of
+    memory): Prefect stops its ephemeral server when the command exits, but a killed command cannot,
+    and the orphan (adopted by pid 1) would run on, holding memory and the same database. Linux only
+    (reads /proc); a server with a living parent, another home, or not Prefect's is never touched."""
+    stopped = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+            if b"prefect.server.api.server:create_app" not in cmd:
+                continue
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            env = (proc / "environ").read_bytes().split(b"\0")
+            if ppid == 1 and f"PREFECT_HOME={home}".encode() in env:
+                os.kill(int(proc.name), signal.SIGTERM)
+                stopped.append(int(proc.name))
+        except (OSError, ValueError, IndexError):  # gone meanwhile, or not ours to read
+            continue
+    return stopped
 
 
 def _fmt_flops(x: float) -> str:
@@ -461,6 +490,15 @@ def _finish_sweep(cfgs: list[dict], jobs: list[list[str]]) -> None:
             )
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a scheduler's stop) during a search or evaluation: handled like Ctrl-C, so
+    the MLflow run is closed as interrupted instead of being left running."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     """The ``agenttts`` entry point; returns the exit status."""
     try:
@@ -529,6 +567,8 @@ def _main(argv: list[str] | None) -> int:
         "report": cmd_report,
         "run": cmd_run,
     }[args.command]
+    if args.command in ("search", "evaluate"):  # the commands that hold an MLflow run open
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         if run is not None and len(jobs) > 1:
             _check_jobs(jobs)
@@ -551,11 +591,12 @@ def _main(argv: list[str] | None) -> int:
                 run(cfg)
         if cfgs:
             _finish_sweep(cfgs, jobs)
-    except KeyboardInterrupt:  # Ctrl-C: the command said what it kept; no traceback
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the command said what it kept; no traceback
         if os.environ.get("AGENTTTS_TRACEBACK"):
             raise
-        print("interrupted", file=sys.stderr)
-        return 130
+        term = isinstance(exc, Terminated)
+        print("terminated" if term else "interrupted", file=sys.stderr)
+        return 143 if term else 130
     except Exception as exc:
         if os.environ.get("AGENTTTS_TRACEBACK"):
             raise

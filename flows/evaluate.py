@@ -109,8 +109,8 @@ def log_evaluation(applied: Applied) -> str:
             # next to the search: its run shows the held-out score and where it came from
             archive.client.log_metric(plan.search.run_id, "test_score", r.score)
             archive.client.set_tag(plan.search.run_id, "test_evaluation_run_id", run_id)
-    except Exception as exc:
-        archive.fail(f"{type(exc).__name__}: {exc}")
+    except BaseException as exc:  # Ctrl-C and SIGTERM too: never left RUNNING
+        archive.abort(exc)
         raise
     applied.run_id, applied.tracking_uri, applied.experiment = run_id, archive.uri, exp
     return run_id

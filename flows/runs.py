@@ -6,6 +6,8 @@ Used by commands that take a search as input (evaluate, report, run, warm start)
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 
 import yaml
@@ -42,6 +44,39 @@ def world_tags(cfg: dict, ctx) -> dict:
     if ctx.scenario is not None:
         tags.update(scenario=ctx.scenario.name, scenario_version=ctx.scenario.version, world_seed=ctx.scenario.seed)
     return tags
+
+
+# keys that say how a search was launched, not what it searches: a rerun may differ in them
+LAUNCH_KEYS = ("cli_overrides", "command_line", "sweep_id", "sweep_index")
+
+
+def config_digest(cfg: dict) -> str:
+    """What a search run is tagged with (``config_digest``) so a rerun of the same config finds it."""
+    keep = {k: v for k, v in cfg.items() if k not in LAUNCH_KEYS}
+    return hashlib.sha1(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def unfinished_search(archive: Archive, digest: str) -> tuple[Run, int] | None:
+    """The newest search of ``archive``'s experiment with this config digest that did not finish
+    (interrupted, killed or failed) and that no later search resumed, with its logged trial count."""
+    runs = archive.client.search_runs(
+        [archive.experiment_id],
+        filter_string=f"tags.kind = 'search' and tags.config_digest = '{digest}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=20,
+    )
+    for run in runs:
+        tags = run.data.tags
+        if tags.get("status") in ("interrupted", "killed", "failed") and "resumed_by" not in tags:
+            trials = archive.client.search_runs(
+                [archive.experiment_id],
+                filter_string=f"tags.mlflow.parentRunId = '{run.info.run_id}'",
+                max_results=5000,
+            )
+            return run, len(trials)
+        if tags.get("status") == "finished":
+            return None  # a finished search of this config came after: nothing to resume
+    return None
 
 
 def experiment_name(cfg: dict, task: str) -> str:
@@ -93,4 +128,4 @@ def find_search(cfg: dict, ref: str, task: str) -> ArchivedSearch:
     return ArchivedSearch(run, exp, best.get("allocation") or {}, run.data.metrics.get("best_score"), archive)
 
 
-__all__ = ["ArchivedSearch", "experiment_name", "find_search", "world_tags"]
+__all__ = ["ArchivedSearch", "config_digest", "experiment_name", "find_search", "unfinished_search", "world_tags"]

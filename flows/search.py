@@ -11,14 +11,14 @@ from prefect import flow
 from prefect.utilities.annotations import quote
 
 from components import plots, spend
-from components.archive import Archive, run_url_hint
+from components.archive import Archive, interrupted, run_url_hint
 from components.errors import BackendError
 from components.pipeline import TrialResult, best_so_far, best_trial
 from components.plots import best_so_far_png, score_vs_cost_png
 from components.warm import WarmStartSearcher
 from flows.build import Context, build, make_searcher
 from flows.champion import champion_settings, decide_champion
-from flows.runs import world_tags
+from flows.runs import config_digest, unfinished_search, world_tags
 from flows.warm import resolve_warm_start
 from tasks.round import fuse, generate_samples, propose, score
 
@@ -75,6 +75,8 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
         "simulated": str(ctx.simulated).lower(),
         "status": "running",
         "kind": "search",
+        "config_digest": config_digest(cfg),
+        **Archive.process_tags(),
         **world_tags(cfg, ctx),
         **({"sweep_id": cfg["sweep_id"], "sweep_index": cfg.get("sweep_index", 0)} if cfg.get("sweep_id") else {}),
     }
@@ -91,8 +93,24 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
         "data.train_size": len(ctx.train),
         "space.size": space.size,
     }
+    for run in archive.close_orphans():
+        progress(f"note: search run {run.info.run_id} was left running by a process that is gone; closed as killed")
+    earlier = unfinished_search(archive, tags["config_digest"])
     archive.start_search(run_name, params, tags)
     archive.log_dict(cfg, "config.yaml")
+    if earlier is not None:
+        run, done = earlier
+        archive.client.set_tag(archive.parent_id, "resumes", run.info.run_id)
+        archive.client.set_tag(run.info.run_id, "resumed_by", archive.parent_id)
+        replay = (
+            "the trials it ran replay from the sample bank as they are proposed again"
+            if ctx.cfg["bank"].get("enabled", True) and ctx.cfg["bank"].get("persist", True)
+            else "the bank does not persist here, so they run again"
+        )
+        progress(
+            f"resuming search {run.info.run_id} ({run.data.tags.get('status')} after {done} logged trials, "
+            f"same config): {replay}"
+        )
     if warm is not None:
         archive.log_dict(
             {"run_id": warm.run_id, "allocations": [str(a) for a in warm.allocations], "prior_scores": warm.prior_scores,
@@ -203,86 +221,95 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
                 progress(f"stopping after {len(history)} trials (round {rnd_no}): {stop_reason}; best so far kept")
         if history and best_trial(history) is None:
             raise BackendError(f"every trial failed; the first: {history[0].error}")
-    except Exception as exc:
-        archive.fail(f"{type(exc).__name__}: {exc}")
+    except BaseException as exc:  # Ctrl-C and SIGTERM too: the run is closed, never left RUNNING
+        archive.abort(exc)
+        if interrupted(exc):
+            progress(
+                f"interrupted after {len(history)} trials: search run {archive.parent_id} closed as interrupted; "
+                "the same command resumes it (what it generated is in the sample bank)"
+            )
         raise
-    best = best_trial(history)
-    search_tokens = env.bank.generated_tokens  # before the champion's evaluation
-    outcome = SearchOutcome(
-        best, history, archive.parent_id, experiment, archive.uri, search_tokens, rejected,
-        warm_start=warm.run_id if warm else None,
-    )  # fmt: skip
-    outcome.wall_s = time.perf_counter() - started
-    archive.log_progress(outcome.best_so_far)
-    outcome.stop, outcome.stop_reason = stop, stop_reason
-    for k, v in (("stop", stop), ("stop_reason", stop_reason)):
-        if v:
-            archive.client.set_tag(archive.parent_id, k, v)  # why the search ended (stop=max_flops: by its limit)
-    archive.log_trials_table(history, [{"rationale": w} for w in rationales])
-    archive.log_text("\n".join(json.dumps(t) for t in trace) + "\n", "decision_trace.jsonl")
-    label = f"{searcher.name} on {ctx.task.name}" + (" (simulated)" if ctx.simulated else "")
-    archive.log_bytes(best_so_far_png(history, label), "plots/best_so_far.png")
-    units = space.budget.value if space.budget.kind == "units" else None
-    archive.log_bytes(score_vs_cost_png(history, label, units), "plots/score_vs_cost.png")
-    archive.log_bytes(plots.score_vs_flops_png(history, label), "plots/score_vs_flops.png")
-    for path, text in getattr(searcher, "artifacts", []):
-        archive.log_text(text, path)
-    summary = {
-        "best_score": best.score,
-        "best_units": best.cost.units,
-        "best_flops_planned": best.flops_planned,
-        "best_flops_spent": best.flops_spent,
-        "trials": len(history),
-        "tokens_generated": search_tokens,
-        "samples_generated": env.bank.generated,
-        "rejected_duplicate": rejected["duplicate"],
-        "rejected_infeasible": rejected["infeasible"],
-        "wall_s": outcome.wall_s,
-        "trials_failed": sum(r.status != "ok" for r in history),
-        "spend/flops": spent["flops"],
-        "spend/tokens": spent["tokens"],
-    }
-    if not unpriced:
-        summary["spend/usd"] = spent["usd"]
-    for k, v in best.metrics.items():
-        summary[f"best/{k}"] = v
-    for k, v in getattr(searcher, "counts", {}).items():
-        summary[f"agent/{k}"] = v  # repairs, fallbacks, reasoner failures
-    if warm_tokens is not None:
-        summary["warm/trials"] = len(warm.allocations)
-        summary["warm/tokens_generated"] = warm_tokens
-    if hasattr(searcher, "agent_seconds"):
-        summary["agent/seconds"] = searcher.agent_seconds
-        summary["agent/tokens"] = searcher.agent_tokens
-    archive.log_text(
-        yaml.safe_dump(
-            {
-                "allocation": best.allocation.to_dict(),
-                "score": best.score,
-                "metrics": best.metrics,
-                "units": best.cost.units,
-                "simulated": ctx.simulated,
-            },
-            sort_keys=False,
-        ),
-        "best_allocation.yaml",
-    )
-    challenge = champion_settings(cfg)["enabled"]
-    if challenge and cfg.get("sweep_id"):
-        # a sweep explores (budgets, seeds, models) and is judged on its frontier; each job promoting in
-        # turn would leave the champion to whichever job ran last (at its budget)
-        archive.client.set_tag(archive.parent_id, "champion.decision", "skipped")
-        archive.client.set_tag(
-            archive.parent_id, "champion.reason", "a job of a -m sweep does not challenge the champion"
+    try:  # the archive's artifacts, the champion: a failure or Ctrl-C here closes the run too
+        best = best_trial(history)
+        search_tokens = env.bank.generated_tokens  # before the champion's evaluation
+        outcome = SearchOutcome(
+            best, history, archive.parent_id, experiment, archive.uri, search_tokens, rejected,
+            warm_start=warm.run_id if warm else None,
+        )  # fmt: skip
+        outcome.wall_s = time.perf_counter() - started
+        archive.log_progress(outcome.best_so_far)
+        outcome.stop, outcome.stop_reason = stop, stop_reason
+        for k, v in (("stop", stop), ("stop_reason", stop_reason)):
+            if v:
+                archive.client.set_tag(archive.parent_id, k, v)  # why the search ended (stop=max_flops: by its limit)
+        archive.log_trials_table(history, [{"rationale": w} for w in rationales])
+        archive.log_text("\n".join(json.dumps(t) for t in trace) + "\n", "decision_trace.jsonl")
+        label = f"{searcher.name} on {ctx.task.name}" + (" (simulated)" if ctx.simulated else "")
+        archive.log_bytes(best_so_far_png(history, label), "plots/best_so_far.png")
+        units = space.budget.value if space.budget.kind == "units" else None
+        archive.log_bytes(score_vs_cost_png(history, label, units), "plots/score_vs_cost.png")
+        archive.log_bytes(plots.score_vs_flops_png(history, label), "plots/score_vs_flops.png")
+        for path, text in getattr(searcher, "artifacts", []):
+            archive.log_text(text, path)
+        summary = {
+            "best_score": best.score,
+            "best_units": best.cost.units,
+            "best_flops_planned": best.flops_planned,
+            "best_flops_spent": best.flops_spent,
+            "trials": len(history),
+            "tokens_generated": search_tokens,
+            "samples_generated": env.bank.generated,
+            "rejected_duplicate": rejected["duplicate"],
+            "rejected_infeasible": rejected["infeasible"],
+            "wall_s": outcome.wall_s,
+            "trials_failed": sum(r.status != "ok" for r in history),
+            "spend/flops": spent["flops"],
+            "spend/tokens": spent["tokens"],
+        }
+        if not unpriced:
+            summary["spend/usd"] = spent["usd"]
+        for k, v in best.metrics.items():
+            summary[f"best/{k}"] = v
+        for k, v in getattr(searcher, "counts", {}).items():
+            summary[f"agent/{k}"] = v  # repairs, fallbacks, reasoner failures
+        if warm_tokens is not None:
+            summary["warm/trials"] = len(warm.allocations)
+            summary["warm/tokens_generated"] = warm_tokens
+        if hasattr(searcher, "agent_seconds"):
+            summary["agent/seconds"] = searcher.agent_seconds
+            summary["agent/tokens"] = searcher.agent_tokens
+        archive.log_text(
+            yaml.safe_dump(
+                {
+                    "allocation": best.allocation.to_dict(),
+                    "score": best.score,
+                    "metrics": best.metrics,
+                    "units": best.cost.units,
+                    "simulated": ctx.simulated,
+                },
+                sort_keys=False,
+            ),
+            "best_allocation.yaml",
         )
-        progress("champion: not challenged (a job of a -m sweep)")
-    elif challenge:  # last, so a promoted version's run has all its artifacts
-        try:
-            outcome.champion = decide_champion(ctx, env, history, archive, progress)
-        except Exception as exc:
-            archive.fail(f"champion: {type(exc).__name__}: {exc}")
-            raise
-    archive.finish(summary, {"status": "finished", "best_allocation": str(best.allocation)})
+        challenge = champion_settings(cfg)["enabled"]
+        if challenge and cfg.get("sweep_id"):
+            # a sweep explores (budgets, seeds, models) and is judged on its frontier; each job promoting in
+            # turn would leave the champion to whichever job ran last (at its budget)
+            archive.client.set_tag(archive.parent_id, "champion.decision", "skipped")
+            archive.client.set_tag(
+                archive.parent_id, "champion.reason", "a job of a -m sweep does not challenge the champion"
+            )
+            progress("champion: not challenged (a job of a -m sweep)")
+        elif challenge:  # last, so a promoted version's run has all its artifacts
+            try:
+                outcome.champion = decide_champion(ctx, env, history, archive, progress)
+            except BaseException as exc:
+                archive.abort(exc, "champion: ")
+                raise
+        archive.finish(summary, {"status": "finished", "best_allocation": str(best.allocation)})
+    except BaseException as exc:
+        archive.abort(exc)
+        raise
     env.bank.close()
     return outcome
 

@@ -9,3 +9,23 @@ def positive(text: str) -> int:
     if n < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
     return n
+
+
+def run(main) -> None:
+    """Run a script's ``main`` and exit with its status. A config error (an unknown scenario or
+    searcher name, a bad override) ends with its one line and exit code 2, as in ``agenttts``;
+    ``AGENTTTS_TRACEBACK=1`` shows the trace."""
+    import os
+    import sys
+
+    try:
+        code = main()
+    except Exception as exc:
+        from components.errors import AgentTTSError
+
+        known = isinstance(exc, AgentTTSError) or type(exc).__module__.startswith(("hydra", "omegaconf"))
+        if os.environ.get("AGENTTTS_TRACEBACK") or not known:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        code = 2
+    raise SystemExit(code)

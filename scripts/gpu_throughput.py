@@ -141,4 +141,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from _args import run
+
+    run(main)

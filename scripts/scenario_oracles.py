@@ -117,4 +117,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from _args import run
+
+    run(main)

@@ -1,0 +1,133 @@
+"""Crash safety: an interrupted or killed search never stays RUNNING, and the same command resumes it.
+
+Each search runs as the real command in its own process (signals are the thing under test).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from flows.cli import CONF_DIR
+
+pytestmark = pytest.mark.slow
+
+ARGS = ["search", "trials=12", "champion.enabled=false"]
+
+
+@pytest.fixture(scope="module")
+def prefect_home(tmp_path_factory):
+    """One Prefect home for the module's commands: its database is created once, not per command."""
+    return tmp_path_factory.mktemp("prefect")
+
+
+def _env(home) -> dict:
+    # a fresh process: in this one a test harness may have pointed Prefect at its own server
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PYTHONPATH=str(CONF_DIR.parent), PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_HOME=str(home))
+    return env
+
+
+def _search(cwd, home, sig=None, after="round 2:"):
+    """Run ``agenttts search`` in ``cwd``; with ``sig``, send it once ``after`` is printed.
+    Returns (exit code, output). The output goes through a file, not a pipe: a killed command's
+    Prefect server would hold a pipe open."""
+    log = cwd / f"out{len(list(cwd.glob('out*.log')))}.log"
+    with open(log, "w") as fh:
+        p = subprocess.Popen(
+            [sys.executable, "-m", "flows.cli", *ARGS],
+            cwd=cwd,
+            env=_env(home),
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            # a shell ignores SIGINT in its background jobs, and children inherit that: Ctrl-C restored
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        if sig is not None:
+            deadline = time.monotonic() + 120
+            while after not in log.read_text() and p.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+            p.send_signal(sig)
+        rc = p.wait(timeout=120)
+    return rc, log.read_text()
+
+
+def _servers(home) -> list[int]:
+    """Running Prefect API servers of ``home``."""
+    out = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if b"prefect.server.api.server:create_app" in (proc / "cmdline").read_bytes():
+                if f"PREFECT_HOME={home}".encode() in (proc / "environ").read_bytes():
+                    out.append(int(proc.name))
+        except OSError:
+            continue
+    return out
+
+
+def _runs(cwd) -> dict:
+    client = MlflowClient(f"sqlite:///{cwd / 'mlruns' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("agenttts-synthetic")
+    runs = client.search_runs([exp.experiment_id], filter_string="tags.kind = 'search'")
+    return {r.info.run_id: r for r in runs}
+
+
+def _tokens(out: str) -> int:
+    return int(re.search(r"tokens generated: ([\d,]+)", out).group(1).replace(",", ""))
+
+
+@pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_an_interrupted_search_is_closed_not_left_running(tmp_path, prefect_home, sig, code, word):
+    rc, out = _search(tmp_path, prefect_home, sig)
+    assert rc == code, out
+    assert out.rstrip().endswith(word) and "Traceback" not in out
+    assert "closed as interrupted; the same command resumes it" in out
+    (run,) = _runs(tmp_path).values()
+    assert run.info.status == "KILLED" and run.data.tags["status"] == "interrupted"
+    assert run.data.tags["pid"].isdigit() and run.data.tags["host"]
+
+
+def test_a_killed_search_is_closed_and_resumed_by_the_same_command(tmp_path, prefect_home):
+    ref_dir, dir_ = tmp_path / "ref", tmp_path / "run"
+    ref_dir.mkdir()
+    dir_.mkdir()
+    rc, ref = _search(ref_dir, prefect_home)  # uninterrupted, with a bank of its own
+    assert rc == 0, ref
+
+    rc, _ = _search(dir_, prefect_home, signal.SIGKILL)  # no handler runs: the run is left RUNNING
+    assert rc == -signal.SIGKILL
+    (orphan,) = _servers(prefect_home)  # and Prefect's temporary server runs on without its command
+    adopted_by_init = Path(f"/proc/{orphan}/stat").read_text().rsplit(")", 1)[1].split()[1] == "1"
+    (killed,) = _runs(dir_).values()
+    assert killed.info.status == "RUNNING"
+
+    rc, out = _search(dir_, prefect_home)
+    assert rc == 0, out
+    if adopted_by_init:  # where a subreaper adopts orphans instead of pid 1, the command leaves them alone
+        assert f"note: stopped pid {orphan}, a temporary Prefect API server that a killed command left running" in out
+        assert orphan not in _servers(prefect_home)
+    else:
+        os.kill(orphan, signal.SIGTERM)
+    kid = killed.info.run_id
+    assert f"search run {kid} was left running by a process that is gone; closed as killed" in out
+    assert re.search(rf"resuming search {kid} \(killed after \d+ logged trials, same config\)", out)
+    runs = _runs(dir_)
+    new = next(r for r in runs.values() if r.info.run_id != kid)
+    old = runs[kid]
+    assert old.info.status == "KILLED" and old.data.tags["status"] == "killed"
+    assert old.data.tags["resumed_by"] == new.info.run_id and new.data.tags["resumes"] == kid
+    # the same search (a deterministic searcher), and what the killed run generated is not generated again
+    assert out.split("best allocation:")[1].splitlines()[0] == ref.split("best allocation:")[1].splitlines()[0]
+    assert new.data.metrics["best_score"] == pytest.approx(float(re.search(r"train score \(em\): ([\d.]+)", ref)[1]))
+    assert 0 < _tokens(out) < _tokens(ref)
+
+    rc, out = _search(dir_, prefect_home)  # the killed run is resumed once only
+    assert rc == 0 and "resuming" not in out and "closed as killed" not in out
