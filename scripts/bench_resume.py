@@ -74,7 +74,7 @@ def main() -> None:
         if rc:
             raise SystemExit(f"the rerun failed:\n{again}")
     best = lambda out: _num(r"best allocation: (.+)", out)  # noqa: E731
-    tokens = lambda out: _num(r"tokens generated: ([\d,]+)", out)  # noqa: E731
+    tokens = lambda out: _num(r"tokens generated: (\d[\d,]*\d)", out)  # noqa: E731
     done = _num(rf"round {a.kill_after_round}: (\d+)/", first)
     print(f"SIMULATED: agenttts search {' '.join(args)}")
     print(f"uninterrupted:      tokens generated {tokens(ref):>10s}, wall {ref_s:5.1f} s, best {best(ref)}")
