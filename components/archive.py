@@ -249,16 +249,26 @@ class Archive:
     def abort(self, exc: BaseException, context: str = "") -> None:
         """Close the run after ``exc``: ``interrupted`` for what is not an error but a stop (Ctrl-C,
         SIGTERM, exit: a BaseException that is no Exception), ``failed`` for anything else."""
-        if interrupted(exc):
+        if interruption(exc) is not None:
             self.fail(f"{context}interrupted ({type(exc).__name__})", status="interrupted")
         else:
             self.fail(f"{context}{type(exc).__name__}: {exc}")
 
 
-def interrupted(exc: BaseException) -> bool:
-    """Whether ``exc`` stopped the work from outside (KeyboardInterrupt, SystemExit, Prefect's
-    TerminationSignal on SIGTERM) rather than failing it."""
-    return not isinstance(exc, Exception)
+def interruption(exc: BaseException) -> BaseException | None:
+    """The stop from outside that ``exc`` is, or that it was raised while handling, else None.
+
+    A stop is a BaseException that is no Exception: KeyboardInterrupt (Ctrl-C), SystemExit, Prefect's
+    TerminationSignal (SIGTERM). The context chain matters because Prefect can replace a Ctrl-C with
+    its own error when the signal lands while it creates a task run ("Task run is not set").
+    """
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if not isinstance(exc, Exception):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__context__
+    return None
 
 
 def _alive(pid: int) -> bool:
@@ -277,4 +287,4 @@ def run_url_hint(tracking_uri: str) -> str:
     return f"mlflow ui --backend-store-uri {tracking_uri}"
 
 
-__all__ = ["Archive", "interrupted", "open_client", "run_url_hint", "sqlite_uri", "trial_metrics"]
+__all__ = ["Archive", "interruption", "open_client", "run_url_hint", "sqlite_uri", "trial_metrics"]

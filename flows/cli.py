@@ -48,8 +48,9 @@ def _prefect_env(cfg: dict, quiet_runs: bool = True) -> None:
             os.environ.setdefault(f"PREFECT_LOGGING_LOGGERS_PREFECT_{logger}_LEVEL", "CRITICAL")
         # on Ctrl-C the command says what it closed; Prefect's "Crash detected!" and its event queue's
         # "Still processing items" at exit would only repeat it
-        logging.getLogger("prefect.engine").setLevel(logging.CRITICAL)
-        logging.getLogger("EventsWorker").setLevel(logging.ERROR)
+        # (a filter, not a level: Prefect's logging setup resets the levels of its loggers' children)
+        logging.getLogger("prefect.engine").addFilter(lambda record: record.levelno >= logging.CRITICAL)
+        logging.getLogger("EventsWorker").addFilter(lambda record: record.levelno >= logging.ERROR)
     os.environ.setdefault("PREFECT_HOME", str(home))
     if not os.environ.get("PREFECT_API_URL"):
         for pid in _orphan_prefect_servers(os.environ["PREFECT_HOME"]):
@@ -600,8 +601,13 @@ def _main(argv: list[str] | None) -> int:
     except Exception as exc:
         if os.environ.get("AGENTTTS_TRACEBACK"):
             raise
+        from components.archive import interruption
         from components.errors import AgentTTSError
 
+        if isinstance(interruption(exc), KeyboardInterrupt):  # a Ctrl-C that a library turned into its own error
+            term = isinstance(interruption(exc), Terminated)
+            print("terminated" if term else "interrupted", file=sys.stderr)
+            return 143 if term else 130
         known = isinstance(exc, AgentTTSError) or type(exc).__module__.startswith(("hydra", "omegaconf"))
         if not known:
             raise

@@ -11,7 +11,7 @@ from prefect import flow
 from prefect.utilities.annotations import quote
 
 from components import plots, spend
-from components.archive import Archive, interrupted, run_url_hint
+from components.archive import Archive, interruption, run_url_hint
 from components.errors import BackendError
 from components.pipeline import TrialResult, best_so_far, best_trial
 from components.plots import best_so_far_png, score_vs_cost_png
@@ -96,6 +96,7 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
     for run in archive.close_orphans():
         progress(f"note: search run {run.info.run_id} was left running by a process that is gone; closed as killed")
     earlier = unfinished_search(archive, tags["config_digest"])
+    kept = cfg["bank"].get("enabled", True) and cfg["bank"].get("persist", True)  # samples outlive the process
     archive.start_search(run_name, params, tags)
     archive.log_dict(cfg, "config.yaml")
     if earlier is not None:
@@ -104,7 +105,7 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
         archive.client.set_tag(run.info.run_id, "resumed_by", archive.parent_id)
         replay = (
             "the trials it ran replay from the sample bank as they are proposed again"
-            if ctx.cfg["bank"].get("enabled", True) and ctx.cfg["bank"].get("persist", True)
+            if kept
             else "the bank does not persist here, so they run again"
         )
         progress(
@@ -223,11 +224,14 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
             raise BackendError(f"every trial failed; the first: {history[0].error}")
     except BaseException as exc:  # Ctrl-C and SIGTERM too: the run is closed, never left RUNNING
         archive.abort(exc)
-        if interrupted(exc):
+        stop = interruption(exc)
+        if stop is not None:
             progress(
                 f"interrupted after {len(history)} trials: search run {archive.parent_id} closed as interrupted; "
-                "the same command resumes it (what it generated is in the sample bank)"
+                "the same command resumes it" + (" (what it generated is in the sample bank)" if kept else "")
             )
+            if stop is not exc:
+                raise stop from None  # the Ctrl-C itself, not the error Prefect raised while handling it
         raise
     try:  # the archive's artifacts, the champion: a failure or Ctrl-C here closes the run too
         best = best_trial(history)

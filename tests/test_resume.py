@@ -18,8 +18,6 @@ from mlflow.tracking import MlflowClient
 
 from flows.cli import CONF_DIR
 
-pytestmark = pytest.mark.slow
-
 ARGS = ["search", "trials=12", "champion.enabled=false"]
 
 
@@ -84,6 +82,7 @@ def _tokens(out: str) -> int:
     return int(re.search(r"tokens generated: ([\d,]+)", out).group(1).replace(",", ""))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
 def test_an_interrupted_search_is_closed_not_left_running(tmp_path, prefect_home, sig, code, word):
     rc, out = _search(tmp_path, prefect_home, sig)
@@ -95,6 +94,7 @@ def test_an_interrupted_search_is_closed_not_left_running(tmp_path, prefect_home
     assert run.data.tags["pid"].isdigit() and run.data.tags["host"]
 
 
+@pytest.mark.slow
 def test_a_killed_search_is_closed_and_resumed_by_the_same_command(tmp_path, prefect_home):
     ref_dir, dir_ = tmp_path / "ref", tmp_path / "run"
     ref_dir.mkdir()
@@ -131,3 +131,65 @@ def test_a_killed_search_is_closed_and_resumed_by_the_same_command(tmp_path, pre
 
     rc, out = _search(dir_, prefect_home)  # the killed run is resumed once only
     assert rc == 0 and "resuming" not in out and "closed as killed" not in out
+
+
+def test_only_runs_of_gone_processes_on_this_machine_are_closed(tmp_path):
+    from components.archive import Archive
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # its pid now names no process
+    archive = Archive(f"sqlite:///{tmp_path / 'mlflow.db'}", "exp")
+    here = Archive.process_tags()
+    ids = {}
+    for name, tags in {
+        "gone": {**here, "pid": str(dead.pid)},
+        "alive": here,  # this process
+        "elsewhere": {"host": here["host"] + "-other", "pid": str(dead.pid)},
+        "untagged": {},  # written before runs had host/pid tags
+    }.items():
+        ids[name] = archive.start_search(name, {}, {"kind": "search", "status": "running", **tags})
+    closed = [r.info.run_id for r in archive.close_orphans()]
+    assert closed == [ids["gone"]]
+    status = {n: archive.client.get_run(i).info.status for n, i in ids.items()}
+    assert status == {"gone": "KILLED", "alive": "RUNNING", "elsewhere": "RUNNING", "untagged": "RUNNING"}
+    assert archive.client.get_run(ids["gone"]).data.tags["status"] == "killed"
+
+
+def test_a_stopped_search_is_resumed_once_and_not_after_a_finished_one(tmp_path):
+    from components.archive import Archive
+    from flows.runs import config_digest, unfinished_search
+
+    archive = Archive(f"sqlite:///{tmp_path / 'mlflow.db'}", "exp")
+    cfg = {"seed": 0, "trials": 12, "command_line": "agenttts search seed=0 trials=12"}
+    same = {**cfg, "command_line": "agenttts search trials=12 seed=0", "cli_overrides": ["trials=12", "seed=0"]}
+    digest = config_digest(cfg)
+    assert config_digest(same) == digest and config_digest({**cfg, "seed": 1}) != digest
+
+    def search(status, **tags):
+        rid = archive.start_search(status, {}, {"kind": "search", "config_digest": digest, "status": status, **tags})
+        time.sleep(0.01)  # distinct start times
+        return rid
+
+    assert unfinished_search(archive, digest) is None
+    old = search("interrupted")
+    run, trials = unfinished_search(archive, digest)
+    assert run.info.run_id == old and trials == 0
+    search("failed", resumed_by="x")  # resumed already: skipped, the older one is still open
+    assert unfinished_search(archive, digest)[0].info.run_id == old
+    search("finished")  # a finished search of the config came after: nothing to resume
+    assert unfinished_search(archive, digest) is None
+
+
+def test_a_ctrl_c_that_a_library_replaced_with_its_own_error_is_still_a_stop():
+    from components.archive import interruption
+
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise ValueError("Task run is not set") from None  # what Prefect raises mid-crash; context kept
+    except ValueError as e:
+        replaced = e
+    assert isinstance(interruption(replaced), KeyboardInterrupt)
+    assert interruption(ValueError("a real error")) is None
+    assert isinstance(interruption(SystemExit(143)), SystemExit)
