@@ -97,27 +97,6 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
         progress(f"note: search run {run.info.run_id} was left running by a process that is gone; closed as killed")
     earlier = unfinished_search(archive, tags["config_digest"])
     kept = cfg["bank"].get("enabled", True) and cfg["bank"].get("persist", True)  # samples outlive the process
-    archive.start_search(run_name, params, tags)
-    archive.log_dict(cfg, "config.yaml")
-    if earlier is not None:
-        run, done = earlier
-        archive.client.set_tag(archive.parent_id, "resumes", run.info.run_id)
-        archive.client.set_tag(run.info.run_id, "resumed_by", archive.parent_id)
-        replay = (
-            "the trials it ran replay from the sample bank as they are proposed again"
-            if kept
-            else "the bank does not persist here, so they run again"
-        )
-        progress(
-            f"resuming search {run.info.run_id} ({run.data.tags.get('status')} after {done} logged trials, "
-            f"same config): {replay}"
-        )
-    if warm is not None:
-        archive.log_dict(
-            {"run_id": warm.run_id, "allocations": [str(a) for a in warm.allocations], "prior_scores": warm.prior_scores,
-             "notes": warm.notes, "guidelines": len(warm.guidelines)},
-            "warm_start.json",
-        )  # fmt: skip
     warm_tokens = None
     child_runs = target <= int(cfg["mlflow"].get("max_child_runs", 500))
     env = ctx.environment()
@@ -130,7 +109,28 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
     spent = {"flops": 0.0, "usd": 0.0, "tokens": 0}
     unpriced = False
     stop, stop_reason = "trials", ""
-    try:
+    archive.start_search(run_name, params, tags)
+    try:  # from here a failure or a stop closes the run
+        archive.log_dict(cfg, "config.yaml")
+        if earlier is not None:
+            run, done = earlier
+            archive.client.set_tag(archive.parent_id, "resumes", run.info.run_id)
+            archive.client.set_tag(run.info.run_id, "resumed_by", archive.parent_id)
+            replay = (
+                "the trials it ran replay from the sample bank as they are proposed again"
+                if kept
+                else "the bank does not persist here, so they run again"
+            )
+            progress(
+                f"resuming search {run.info.run_id} ({run.data.tags.get('status')} after {done} logged trials, "
+                f"same config): {replay}"
+            )
+        if warm is not None:
+            archive.log_dict(
+                {"run_id": warm.run_id, "allocations": [str(a) for a in warm.allocations], "prior_scores": warm.prior_scores,
+                 "notes": warm.notes, "guidelines": len(warm.guidelines)},
+                "warm_start.json",
+            )  # fmt: skip
         rnd_no = 0
         while len(history) < target and stop == "trials":
             rnd_no += 1
