@@ -120,8 +120,8 @@ class Archive:
         """Who holds a run open: a later search reads these to close it if that process is gone."""
         return {"host": socket.gethostname(), "pid": str(os.getpid())}
 
-    def close_orphans(self, kinds: tuple[str, ...] = ("search",)) -> list:
-        """Close this experiment's runs still marked running whose process, on this machine, is gone
+    def close_orphans(self) -> list:
+        """Close this experiment's search runs still marked running whose process, on this machine, is gone
         (killed with SIGKILL, out of memory, the machine stopped): tag ``status=killed``, MLflow
         status KILLED. Runs of other machines, or without ``host``/``pid`` tags, are left as they are.
         Returns the runs closed."""
@@ -132,7 +132,7 @@ class Archive:
         closed = []
         for run in runs:
             tags = run.data.tags
-            if tags.get("kind") not in kinds or not tags.get("pid", "").isdigit() or _alive(int(tags["pid"])):
+            if tags.get("kind") != "search" or not tags.get("pid", "").isdigit() or _alive(int(tags["pid"])):
                 continue
             why = f"its process (pid {tags['pid']} on {host}) ended without closing the run: killed or crashed"
             self.client.set_tag(run.info.run_id, "status", "killed")

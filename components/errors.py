@@ -73,3 +73,8 @@ def check_number(value, what: str) -> float:
         return float(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{what} must be a number, got {value!r}") from None
+
+
+def user_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is bad input to report as one line: ours, or Hydra's/OmegaConf's on an override."""
+    return isinstance(exc, AgentTTSError) or type(exc).__module__.startswith(("hydra", "omegaconf"))

@@ -424,7 +424,6 @@ class Environment:
                     outputs=tuple(rnd.fused[rnd.scope(a, last)]),
                 )
             )
-        self.bank.flush()
         return results
 
     def _failed(self, a: Allocation, why: str, wall: float) -> TrialResult:

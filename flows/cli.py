@@ -49,8 +49,8 @@ def _prefect_env(cfg: dict, quiet_runs: bool = True) -> None:
         # on Ctrl-C the command says what it closed; Prefect's "Crash detected!" and its event queue's
         # "Still processing items" at exit would only repeat it
         # (a filter, not a level: Prefect's logging setup resets the levels of its loggers' children)
-        logging.getLogger("prefect.engine").addFilter(lambda record: record.levelno >= logging.CRITICAL)
-        logging.getLogger("EventsWorker").addFilter(lambda record: record.levelno >= logging.ERROR)
+        logging.getLogger("prefect.engine").addFilter(_critical_only)  # the same filter is added once
+        logging.getLogger("EventsWorker").addFilter(_errors_only)
     os.environ.setdefault("PREFECT_HOME", str(home))
     if not os.environ.get("PREFECT_API_URL"):
         for pid in _orphan_prefect_servers(os.environ["PREFECT_HOME"]):
@@ -62,6 +62,14 @@ def _prefect_env(cfg: dict, quiet_runs: bool = True) -> None:
     os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # no "Creating initial MLflow database tables..."
     logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def _critical_only(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.CRITICAL
+
+
+def _errors_only(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.ERROR
 
 
 def _orphan_prefect_servers(home: str) -> list[int]:
@@ -500,6 +508,13 @@ def _terminate(signum, frame):
     raise Terminated
 
 
+def _stopped(stop: KeyboardInterrupt) -> int:
+    """Say how the command was stopped; its exit code (128 + the signal)."""
+    term = isinstance(stop, Terminated)
+    print("terminated" if term else "interrupted", file=sys.stderr)
+    return 143 if term else 130
+
+
 def main(argv: list[str] | None = None) -> int:
     """The ``agenttts`` entry point; returns the exit status."""
     try:
@@ -595,21 +610,17 @@ def _main(argv: list[str] | None) -> int:
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the command said what it kept; no traceback
         if os.environ.get("AGENTTTS_TRACEBACK"):
             raise
-        term = isinstance(exc, Terminated)
-        print("terminated" if term else "interrupted", file=sys.stderr)
-        return 143 if term else 130
+        return _stopped(exc)
     except Exception as exc:
         if os.environ.get("AGENTTTS_TRACEBACK"):
             raise
         from components.archive import interruption
-        from components.errors import AgentTTSError
+        from components.errors import user_error
 
-        if isinstance(interruption(exc), KeyboardInterrupt):  # a Ctrl-C that a library turned into its own error
-            term = isinstance(interruption(exc), Terminated)
-            print("terminated" if term else "interrupted", file=sys.stderr)
-            return 143 if term else 130
-        known = isinstance(exc, AgentTTSError) or type(exc).__module__.startswith(("hydra", "omegaconf"))
-        if not known:
+        stop = interruption(exc)
+        if isinstance(stop, KeyboardInterrupt):  # a Ctrl-C that a library turned into its own error
+            return _stopped(stop)
+        if not user_error(exc):
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2

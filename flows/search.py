@@ -224,14 +224,14 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
             raise BackendError(f"every trial failed; the first: {history[0].error}")
     except BaseException as exc:  # Ctrl-C and SIGTERM too: the run is closed, never left RUNNING
         archive.abort(exc)
-        stop = interruption(exc)
-        if stop is not None:
+        halt = interruption(exc)
+        if halt is not None:
             progress(
                 f"interrupted after {len(history)} trials: search run {archive.parent_id} closed as interrupted; "
                 "the same command resumes it" + (" (what it generated is in the sample bank)" if kept else "")
             )
-            if stop is not exc:
-                raise stop from None  # the Ctrl-C itself, not the error Prefect raised while handling it
+            if halt is not exc:
+                raise halt from None  # the Ctrl-C itself, not the error Prefect raised while handling it
         raise
     try:  # the archive's artifacts, the champion: a failure or Ctrl-C here closes the run too
         best = best_trial(history)

@@ -21,10 +21,9 @@ def run(main) -> None:
     try:
         code = main()
     except Exception as exc:
-        from components.errors import AgentTTSError
+        from components.errors import user_error
 
-        known = isinstance(exc, AgentTTSError) or type(exc).__module__.startswith(("hydra", "omegaconf"))
-        if os.environ.get("AGENTTTS_TRACEBACK") or not known:
+        if os.environ.get("AGENTTTS_TRACEBACK") or not user_error(exc):
             raise
         print(f"error: {exc}", file=sys.stderr)
         code = 2
