@@ -218,7 +218,8 @@ def test_cli_search_with_optuna_tpe(tmp_path, monkeypatch, capsys):
 
 def test_a_sampler_stuck_on_known_allocations_falls_back_to_random_unseen_ones():
     """90 units leave 18 feasible allocations: TPE's asks soon only repeat evaluated ones. Without the
-    fallback its search ends short; with it (the default, after 10 repeats) it covers the space."""
+    fallback its search ends short; with it (the default, after 10 repeats, then half as many) it
+    covers the space."""
     from components.bench import run_search
 
     ctx = build(compose(["data.train_size=10", "budget.units=90"]))
@@ -230,5 +231,8 @@ def test_a_sampler_stuck_on_known_allocations_falls_back_to_random_unseen_ones()
     history = run_search(ctx.space, env, s, 50, 4, False)
     assert sorted(r.allocation for r in history) == sorted(ctx.space.enumerate())  # each once, all of them
     assert s.counts["random_fallback"] >= 1 and s.random_after == 10
+    # each fallback waits for half the repeats of the one before: the old fixed wait (10 repeated asks,
+    # each a model fit, before every fallback) made this 10 x the fallbacks at least
+    assert s.counts["duplicate_asked"] < 10 * s.counts["random_fallback"], s.counts
     with pytest.raises(ConfigError, match="random_after must be an integer >= 0, got -1"):
         TPESearcher(random_after=-1)

@@ -58,7 +58,10 @@ class OptunaSearcher(abc.ABC):
         max_asks_per_proposal: at most this many asks per requested proposal (infeasible and
             duplicate asks count); when exhausted, ``propose`` returns fewer proposals.
         random_after: after this many asks repeating known allocations (no new one between them),
-            propose a random unseen feasible one instead (0: never).
+            propose a random unseen feasible one instead (0: never). After a fallback, half as many
+            repeats trigger the next one, until the sampler proposes a new allocation itself: a
+            model stuck on evaluated allocations stays stuck, and every repeated ask costs a model
+            fit (a 47-allocation space at 50 trials took GP 239 asks).
     """
 
     name = "optuna"
@@ -71,6 +74,7 @@ class OptunaSearcher(abc.ABC):
         self.n_startup_trials = check_int(n_startup_trials, f"{self.name}: n_startup_trials", 0)
         self.max_asks_per_proposal = check_int(max_asks_per_proposal, f"{self.name}: max_asks_per_proposal", 1)
         self.random_after = check_int(random_after, f"{self.name}: random_after", 0)
+        self._patience = self.random_after  # repeats before the next random fallback
         self.study: optuna.Study | None = None
         self.space: SearchSpace | None = None
         self.counts: Counter = Counter()
@@ -186,7 +190,7 @@ class OptunaSearcher(abc.ABC):
                 break  # every feasible allocation is evaluated or proposed
             asks += 1
             fallback = None
-            if self.random_after and stale >= self.random_after:
+            if self.random_after and stale >= self._patience:
                 fallback = self._random_unseen(space, rng)
                 if fallback is not None:  # the next ask returns these parameters
                     self.study.enqueue_trial(self._params(fallback))
@@ -212,6 +216,7 @@ class OptunaSearcher(abc.ABC):
             else:
                 self._pending[a] = [trial]
                 stale = 0
+                self._patience = max(1, self._patience // 2) if fallback is not None else self.random_after
                 if fallback is not None:
                     self.counts["random_fallback"] += 1
                     phase = f"random fallback after {self.random_after} repeated allocations"
