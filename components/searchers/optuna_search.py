@@ -216,11 +216,12 @@ class OptunaSearcher(abc.ABC):
             else:
                 self._pending[a] = [trial]
                 stale = 0
-                self._patience = max(1, self._patience // 2) if fallback is not None else self.random_after
                 if fallback is not None:
                     self.counts["random_fallback"] += 1
-                    phase = f"random fallback after {self.random_after} repeated allocations"
+                    phase = f"random fallback after {self._patience} repeated allocations"
+                    self._patience = max(1, self._patience // 2)
                 else:
+                    self._patience = self.random_after
                     phase = "random startup" if n_before < self.n_startup_trials else "model-based"
                 out.append(
                     Proposal(
