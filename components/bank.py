@@ -42,7 +42,7 @@ class Stream:
     texts: list[str]
     tokens: list[int]
     world: str = ""
-    role: str = "sample"  # "sample" (a stage's samples) or "fuse" (an LLM fuser call)
+    role: str = "sample"  # "sample" (a stage's samples), "fuse" (an LLM fuser call) or "reply" (a reasoner's)
 
 
 def stream_key(model: str, prompt: str, decoding: str, world: str = "") -> str:
@@ -79,6 +79,11 @@ class SampleBank:
         self.hits = 0  # samples served from the bank
         self.generated = 0  # samples generated
         self.generated_tokens = 0
+
+    @property
+    def persistent(self) -> bool:
+        """Whether what is appended outlives this process (a file behind an enabled bank)."""
+        return self._db is not None
 
     def load(self, keys: list[str]) -> None:
         """Bring the streams of ``keys`` from disk into memory (one query per chunk)."""
@@ -123,8 +128,13 @@ class SampleBank:
         tokens,
         world: str = "",
         role: str = "sample",
+        counted: bool = True,
     ) -> Stream:
-        """Append newly generated samples to the stream of ``key``."""
+        """Append newly generated samples to the stream of ``key``.
+
+        ``counted=False`` leaves them out of ``generated`` and ``generated_tokens``, which count the
+        pipeline's inference (a reasoner's replies are counted by the agent).
+        """
         s = self._streams.get(key)
         if s is None:
             s = self._streams[key] = Stream(model, stage, item, prompt_tokens, [], [], world, role)
@@ -132,8 +142,9 @@ class SampleBank:
             self._dirty.setdefault(key, len(s.texts))
         s.texts.extend(texts)
         s.tokens.extend(tokens)
-        self.generated += len(texts)
-        self.generated_tokens += sum(tokens)
+        if counted:
+            self.generated += len(texts)
+            self.generated_tokens += sum(tokens)
         return s
 
     def flush(self) -> None:

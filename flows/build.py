@@ -76,6 +76,7 @@ INT_OPTIONS = (  # checked before anything is built: (key, minimum, default when
 BOOL_OPTIONS = (  # switches checked before anything is built (absent ones keep their defaults)
     "bank.enabled",
     "bank.persist",
+    "bank.replies",
     "cost.count_fusion",
     "cost.prefix_sharing",
     "searcher.probes",

@@ -15,6 +15,7 @@ from components.archive import Archive, interruption, run_url_hint
 from components.errors import BackendError
 from components.pipeline import TrialResult, best_so_far, best_trial
 from components.plots import best_so_far_png, score_vs_cost_png
+from components.reasoners.banked import bank_replies
 from components.warm import WarmStartSearcher
 from flows.build import Context, build, make_searcher
 from flows.champion import champion_settings, decide_champion
@@ -100,6 +101,7 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
     warm_tokens = None
     child_runs = target <= int(cfg["mlflow"].get("max_child_runs", 500))
     env = ctx.environment()
+    replies = bank_replies(searcher, env.bank) if cfg["bank"].get("replies", True) else None
     history: list[TrialResult] = []
     rationales: list[str] = []
     trace: list[dict] = []
@@ -118,6 +120,7 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
             archive.client.set_tag(run.info.run_id, "resumed_by", archive.parent_id)
             replay = (
                 "the trials it ran replay from the sample bank as they are proposed again"
+                + (" (the reasoner's replies too)" if replies else "")
                 if kept
                 else "the bank does not persist here, so they run again"
             )
@@ -282,6 +285,14 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
         if hasattr(searcher, "agent_seconds"):
             summary["agent/seconds"] = searcher.agent_seconds
             summary["agent/tokens"] = searcher.agent_tokens
+        if replies is not None:  # agent/tokens counts only the answered ones
+            summary["agent/replies_from_bank"] = replies.replayed
+            summary["agent/replies_answered"] = replies.answered
+            if replies.replayed:
+                progress(
+                    f"reasoner: {replies.replayed} replies from the sample bank (asked before with this seed), "
+                    f"{replies.answered} answered by {replies.inner.name}"
+                )
         archive.log_text(
             yaml.safe_dump(
                 {

@@ -1,4 +1,5 @@
-"""A local OpenAI-compatible HTTP server for tests: subclasses decide each answer in ``answer``."""
+"""A local OpenAI-compatible HTTP server for tests: subclasses decide each answer in ``answer``;
+``FreshLLM`` answers anew on every call, as a sampling LLM does."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import json
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
 
 
 def completion(content: str, model: str, prompt_tokens: int, completion_tokens: int) -> dict:
@@ -76,3 +79,36 @@ class ChatServer:
     def close(self):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class FreshLLM(ChatServer):
+    """Every chat answer is new: ``answer_for(prompt, call)`` (default ``reply <call>``); ``fail`` next
+    answers are HTTP 500."""
+
+    def __init__(self, answer_for=None):
+        self.calls = 0
+        self.fail = 0
+        self.answer_for = answer_for or (lambda prompt, call: f"reply {call}")
+        super().__init__()
+
+    def answer(self, method, path, headers, payload):
+        if method == "GET":
+            return (200, model_list(["tiny"])) if path.endswith("/models") else NOT_FOUND
+        if self.fail:
+            self.fail -= 1
+            return 500, {"error": {"message": "scripted failure", "type": "server_error"}}
+        self.calls += 1
+        user = next((m["content"] for m in payload.get("messages", []) if m["role"] == "user"), "")
+        return 200, completion(self.answer_for(user, self.calls), "tiny", 11, 7)
+
+
+def trials_answers(space):
+    """An LLM that answers each trials prompt with 4 random feasible allocations (new ones every call)."""
+
+    def answer_for(prompt: str, call: int) -> str:
+        if '"candidates"' not in prompt:
+            return f"Guideline {call}: spend more samples where the score still grows."
+        pool = list(dict.fromkeys(space.sample(np.random.default_rng(call), 40)))
+        return json.dumps({"candidates": [a.to_dict() for a in pool[:4]]})
+
+    return answer_for

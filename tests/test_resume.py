@@ -17,6 +17,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from flows.cli import CONF_DIR
+from tests.chat_server import FreshLLM, trials_answers
 
 ARGS = ["search", "trials=12", "champion.enabled=false"]
 
@@ -34,14 +35,14 @@ def _env(home) -> dict:
     return env
 
 
-def _search(cwd, home, sig=None, after="round 2:"):
+def _search(cwd, home, sig=None, after="round 2:", args=ARGS):
     """Run ``agenttts search`` in ``cwd``; with ``sig``, send it once ``after`` is printed.
     Returns (exit code, output). The output goes through a file, not a pipe: a killed command's
     Prefect server would hold a pipe open."""
     log = cwd / f"out{len(list(cwd.glob('out*.log')))}.log"
     with open(log, "w") as fh:
         p = subprocess.Popen(
-            [sys.executable, "-m", "flows.cli", *ARGS],
+            [sys.executable, "-m", "flows.cli", *args],
             cwd=cwd,
             env=_env(home),
             stdout=fh,
@@ -134,6 +135,44 @@ def test_a_killed_search_is_closed_and_resumed_by_the_same_command(tmp_path, pre
 
     rc, out = _search(dir_, prefect_home)  # the killed run is resumed once only
     assert rc == 0 and "resuming" not in out and "closed as killed" not in out
+
+
+@pytest.mark.slow
+def test_a_killed_llm_agent_search_resumes_with_the_replies_it_had(tmp_path, prefect_home):
+    """The resumed search re-asks the prompts the killed one asked and gets the same replies from the
+    bank, though the LLM would answer anew: so it proposes the trials the killed search ran, in order."""
+    import json
+
+    from flows.build import build
+    from flows.cli import compose
+
+    llm = FreshLLM()
+    try:
+        args = [*ARGS, "trials=20", "reasoner=openai", f"reasoner.base_url={llm.url}", "reasoner.model=tiny"]
+        llm.answer_for = trials_answers(build(compose(args[1:]), with_data=False).space)
+        rc, _ = _search(tmp_path, prefect_home, signal.SIGKILL, after="round 4:", args=args)
+        assert rc == -signal.SIGKILL
+        asked = llm.calls
+        (killed,) = _runs(tmp_path).values()
+        client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+        children = client.search_runs([killed.info.experiment_id], f"tags.mlflow.parentRunId = '{killed.info.run_id}'")
+        ran = [r.info.run_name.split(" ", 1)[1] for r in sorted(children, key=lambda r: int(r.data.params["trial"]))]
+        assert len(ran) >= 8  # the probes and at least two of the LLM's rounds
+
+        rc, out = _search(tmp_path, prefect_home, args=args)
+        assert rc == 0, out
+        assert "(the reasoner's replies too)" in out
+        new = next(r for r in _runs(tmp_path).values() if r.info.run_id != killed.info.run_id)
+        path = client.download_artifacts(new.info.run_id, "decision_trace.jsonl", str(tmp_path))
+        trace = [json.loads(x) for x in open(path).read().splitlines()]
+        assert [t["allocation"] for t in trace[: len(ran)]] == ran
+        assert {t["source"] for t in trace[: len(ran)]} >= {"openai"}
+        assert new.data.metrics["agent/replies_from_bank"] == asked  # every reply the killed search had
+        assert llm.calls == asked + new.data.metrics["agent/replies_answered"]
+    finally:
+        llm.close()
+        for pid in _servers(prefect_home):  # the killed command's temporary Prefect server
+            os.kill(pid, signal.SIGTERM)
 
 
 def test_only_runs_of_gone_processes_on_this_machine_are_closed(tmp_path):

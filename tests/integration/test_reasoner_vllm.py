@@ -2,7 +2,8 @@
 
 The model answers garbage, so these tests check the plumbing and the robustness path: the
 endpoint is reached, answers come back with token counts, and a search whose reasoner answers
-garbage still completes with feasible, distinct trials (its rounds fall back to the rules reasoner).
+garbage still completes with feasible, distinct trials (its rounds fall back to the rules reasoner),
+and replays from the sample bank with the server out of reach.
 """
 
 from __future__ import annotations
@@ -48,29 +49,23 @@ def test_openai_reasoner_prompt_too_long_is_a_reasoner_error(vllm_server):
 
 
 # b. a whole (short) agent search whose reasoner is the live server ---------------------------------------
-def test_agent_search_with_a_garbage_llm_completes(vllm_server):
+def _agent_search(ctx, reasoner, bank_path):
+    """16 trials of the agent over ``reasoner``, its replies kept in the bank at ``bank_path``."""
     from components.agent.prompts import PromptSet, TaskInfo
     from components.bank import SampleBank
+    from components.reasoners.banked import BankedReasoner
     from components.searchers.agenttts import AgentTTSSearcher
-    from flows.build import build
-    from flows.cli import compose
 
-    cfg = compose(["searcher=agenttts", "trials=16"])
-    ctx = build(cfg)
     env = ctx.environment(bank=SampleBank(None))
-    t = cfg["task"]
-    reasoner = OpenAIReasoner(
-        base_url=vllm_server.url, model=vllm_server.model, max_tokens=64, timeout_s=120, max_retries=0
-    )
-    reasoner.check()
+    t = ctx.cfg["task"]
     searcher = AgentTTSSearcher(
-        reasoner,
+        BankedReasoner(reasoner, SampleBank(bank_path)),
         PromptSet(ROOT / "conf" / "prompts"),
         TaskInfo(t["name"], t.get("description", ""), tuple(t.get("metrics") or [t["metric"]]), t["metric"]),
         n_questions=len(ctx.train),
         seed=0,
     )
-    history, k, started = [], 4, time.perf_counter()
+    history, k = [], 4
     while len(history) < 16:
         props = searcher.propose(ctx.space, history, k)
         assert props, f"the agent proposed nothing after {len(history)} trials"
@@ -78,6 +73,23 @@ def test_agent_search_with_a_garbage_llm_completes(vllm_server):
         results = env.evaluate(allocations)
         searcher.observe(results)
         history += results
+    searcher.reasoner.bank.close()
+    return searcher, history
+
+
+def test_agent_search_with_a_garbage_llm_completes_and_replays_without_it(vllm_server, tmp_path):
+    import socket
+
+    from flows.build import build
+    from flows.cli import compose
+
+    ctx = build(compose(["searcher=agenttts", "trials=16"]))
+    reasoner = OpenAIReasoner(
+        base_url=vllm_server.url, model=vllm_server.model, max_tokens=64, timeout_s=120, max_retries=0
+    )
+    reasoner.check()
+    started = time.perf_counter()
+    searcher, history = _agent_search(ctx, reasoner, tmp_path / "bank.sqlite")
     print(
         f"\n[integration] 16-trial agent search in {time.perf_counter() - started:.1f} s; rounds {searcher.round}, "
         f"counts {dict(searcher.counts)}, agent {searcher.agent_seconds:.1f} s, {searcher.agent_tokens} tokens"
@@ -95,6 +107,21 @@ def test_agent_search_with_a_garbage_llm_completes(vllm_server):
         assert f"guidelines/round_{i:02d}.md" in paths
         assert f"agent/round_{i:02d}_answer.txt" in paths and f"agent/round_{i:02d}_prompt.txt" in paths
     assert all(text.strip() for p, text in searcher.artifacts if p.startswith("guidelines/"))
+    assert searcher.reasoner.answered >= 2 and searcher.reasoner.replayed == 0
+
+    # the same search again, with the server out of reach: every reply comes from the bank
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    gone = OpenAIReasoner(
+        base_url=f"http://127.0.0.1:{port}/v1", model=vllm_server.model, max_tokens=64, timeout_s=5, max_retries=0
+    )
+    again, replayed = _agent_search(ctx, gone, tmp_path / "bank.sqlite")
+    assert [r.allocation for r in replayed] == allocations
+    guidelines = [text for p, text in searcher.artifacts if p.startswith("guidelines/")]
+    assert [text for p, text in again.artifacts if p.startswith("guidelines/")] == guidelines  # the LLM's texts
+    assert again.counts["reasoner_failed"] == 0 and again.agent_tokens == 0
+    assert again.reasoner.replayed == searcher.reasoner.answered and again.reasoner.answered == 0
 
 
 # c. the in-process vLLM reasoner -------------------------------------------------------------------------
