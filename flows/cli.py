@@ -55,6 +55,9 @@ def _prefect_env(cfg: dict, quiet_runs: bool = True) -> None:
     if not os.environ.get("PREFECT_API_URL"):
         for pid in _orphan_prefect_servers(os.environ["PREFECT_HOME"]):
             print(f"note: stopped pid {pid}, a temporary Prefect API server that a killed command left running")
+        # the temporary server Prefect starts inherits this: once its parent is another process, the
+        # command that started it is gone, whoever adopted it (pid 1 or a subreaper)
+        os.environ[OWNER] = str(os.getpid())
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
@@ -72,11 +75,17 @@ def _errors_only(record: logging.LogRecord) -> bool:
     return record.levelno >= logging.ERROR
 
 
+OWNER = "AGENTTTS_OWNER_PID"  # the pid of the command whose temporary Prefect server this is
+
+
 def _orphan_prefect_servers(home: str) -> list[int]:
     """Stop the temporary Prefect API servers of ``home`` whose command was killed (SIGKILL, out of
     memory): Prefect stops its ephemeral server when the command exits, but a killed command cannot,
-    and the orphan (adopted by pid 1) would run on, holding memory and the same database. Linux only
-    (reads /proc); a server with a living parent, another home, or not Prefect's is never touched."""
+    and the orphan would run on, holding memory and the same database. A server is an orphan when the
+    command that started it (``AGENTTTS_OWNER_PID`` in its environment) is gone, whoever adopted the
+    server (pid 1 or a subreaper); a server without that variable, from an older version, only when
+    pid 1 adopted it. Linux only (reads /proc); a server with its command alive,
+    another home, or not Prefect's is never touched."""
     stopped = []
     for proc in Path("/proc").glob("[0-9]*"):
         try:
@@ -85,12 +94,26 @@ def _orphan_prefect_servers(home: str) -> list[int]:
                 continue
             ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
             env = (proc / "environ").read_bytes().split(b"\0")
-            if ppid == 1 and f"PREFECT_HOME={home}".encode() in env:
-                os.kill(int(proc.name), signal.SIGTERM)
-                stopped.append(int(proc.name))
+            if f"PREFECT_HOME={home}".encode() not in env:
+                continue
+            owner = next((int(e.split(b"=", 1)[1]) for e in env if e.startswith(f"{OWNER}=".encode())), None)
+            if owner is None and ppid != 1:  # no owner recorded: only pid 1's adoption says it is gone
+                continue
+            if owner is not None and (ppid == owner or _alive(owner)):  # (a living owner's child started it)
+                continue
+            os.kill(int(proc.name), signal.SIGTERM)
+            stopped.append(int(proc.name))
         except (OSError, ValueError, IndexError):  # gone meanwhile, or not ours to read
             continue
     return stopped
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a running process (not gone, not a zombie waiting to be reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
 
 
 def _fmt_flops(x: float) -> str:
