@@ -334,13 +334,28 @@ def build(cfg: dict, with_data: bool = True) -> Context:
     name = cfg["searcher"]["name"]
     if name not in SEARCHERS:
         raise UnknownNameError(f"unknown searcher '{name}'; available: {sorted(SEARCHERS)}")
-    if with_data:
-        make_searcher(cfg, int(cfg["data"]["train_size"]))  # prompts and reasoner fail here, not mid-search
+    if with_data:  # prompts and reasoner fail here, not mid-search
+        make_searcher(cfg, int(cfg["data"]["train_size"]), check=not replays_reasoner(cfg))
     train, test = load_data(cfg) if with_data else ([], [])
     if real is not None and with_data:
         real.check()  # a model that cannot load or a server that is down stops here, before any trial
     simulated = backend == "sim" or bool(getattr(real, "simulated", False))
     return Context(cfg, task, space, scenario, train, test, simulated=simulated, backend=real)
+
+
+def replays_reasoner(cfg: dict) -> bool:
+    """``backend=replay`` with an LLM reasoner whose replies are in the bank: the reasoner is not
+    contacted at start-up, so a recorded search replays where its endpoint is out of reach (a prompt
+    the bank lacks then falls back as a failed answer does)."""
+    b = cfg.get("bank") or {}
+    if cfg["backend"]["name"] != "replay" or not b.get("replies", True) or not b.get("persist", True):
+        return False
+    if not b.get("enabled", True) or not b.get("path") or (cfg.get("reasoner") or {}).get("name") == "rules":
+        return False
+    from components.reasoners import make_reasoner
+    from components.reasoners.banked import has_replies
+
+    return has_replies(b["path"], make_reasoner(cfg["reasoner"]))
 
 
 def check_replay(ctx: Context) -> None:

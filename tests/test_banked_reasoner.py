@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from components.bank import SampleBank
 from components.reasoners import OpenAIReasoner, ReasonerError, RulesReasoner
-from components.reasoners.banked import BankedReasoner, bank_replies
+from components.reasoners.banked import BankedReasoner, bank_replies, has_replies
 from components.reasoners.base import AgentView
 from flows.build import build, make_searcher
 from flows.cli import compose, main
@@ -49,6 +49,17 @@ def test_replies_are_replayed_in_the_order_they_were_asked(llm, tmp_path):
     assert all(r.prompt_tokens == r.completion_tokens == 0 for r in replayed)  # nothing generated
     assert ask(again, "A").text == "reply 4"  # beyond what was asked before: the LLM answers
     assert (again.replayed, again.answered) == (3, 1)
+
+
+def test_has_replies_names_the_reasoner_whose_replies_the_bank_holds(llm, tmp_path):
+    path = tmp_path / "bank.sqlite"
+    assert not has_replies(path, OpenAIReasoner(llm.url, "tiny"))  # no bank file yet
+    r = banked(llm, path)
+    ask(r, "A")
+    r.bank.close()
+    assert has_replies(path, OpenAIReasoner("http://elsewhere:1/v1", "tiny", max_retries=0, timeout_s=10))
+    assert not has_replies(path, OpenAIReasoner(llm.url, "tiny", temperature=0.3))
+    assert not has_replies(path, OpenAIReasoner(llm.url, "other"))
 
 
 def test_another_seed_or_other_sampling_settings_draw_their_own_replies(llm, tmp_path):
@@ -128,3 +139,19 @@ def test_replies_false_leaves_the_reasoner_unbanked(llm, tmp_path, monkeypatch):
     assert main(args) == 0 and main(args) == 0
     run, _ = _search_run(tmp_path, 2)
     assert "agent/replies_from_bank" not in run.data.metrics and run.data.metrics["agent/tokens"] > 0
+
+
+def test_a_replay_does_not_contact_a_reasoner_whose_replies_are_in_the_bank(llm, tmp_path):
+    from components.reasoners import make_reasoner
+    from flows.build import replays_reasoner
+
+    path = tmp_path / "bank.sqlite"
+    base = ["reasoner=openai", f"reasoner.base_url={llm.url}", "reasoner.model=tiny", f"bank.path={path}"]
+    cfg = compose(["backend=replay", *base])
+    assert not replays_reasoner(cfg)  # nothing recorded: the reasoner is checked as usual
+    r = BankedReasoner(make_reasoner(cfg["reasoner"]), SampleBank(path))
+    ask(r, "A")
+    r.bank.close()
+    assert replays_reasoner(cfg)
+    assert not replays_reasoner(compose(["backend=replay", *base, "bank.replies=false"]))
+    assert not replays_reasoner(compose(base))  # not a replay: the endpoint must answer

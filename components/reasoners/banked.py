@@ -12,8 +12,9 @@ with other seeds draw their own replies. Failed answers (``ReasonerError``) are 
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
-from components.bank import SampleBank, stream_key
+from components.bank import SampleBank, connect, stream_key
 from components.reasoners.base import AgentView, Reasoner, Reply
 
 ROLE = "reply"  # the bank's role of reasoner streams (pipeline samples are "sample" and "fuse")
@@ -92,3 +93,15 @@ def bank_replies(searcher, bank: SampleBank) -> BankedReasoner | None:
     if not isinstance(reasoner, BankedReasoner):
         inner.reasoner = BankedReasoner(reasoner, bank)
     return inner.reasoner
+
+
+def has_replies(path: str | Path, reasoner: Reasoner) -> bool:
+    """Whether the bank file at ``path`` holds replies of this reasoner (its model and sampling)."""
+    if not Path(path).exists():
+        return False
+    db = connect(path)
+    try:
+        q = "SELECT 1 FROM streams WHERE role = ? AND model = ? LIMIT 1"
+        return db.execute(q, (ROLE, reasoner_identity(reasoner))).fetchone() is not None
+    finally:
+        db.close()

@@ -73,3 +73,38 @@ def test_cli_search_on_a_real_server_then_replay_from_the_bank(tmp_path, monkeyp
     keep = ("allocation", "status", "score")
     assert [{k: r[k] for k in keep} for r in rerows] == [{k: r[k] for k in keep} for r in rows]
     assert rerun.data.metrics["best_score"] == run.data.metrics["best_score"]
+
+
+def test_an_llm_agent_search_replays_from_the_bank_with_no_server(tmp_path, monkeypatch, capsys, external_vllm_server):
+    """The agent's reasoner and every stage on the vLLM server; then backend=replay with the reasoner's
+    endpoint out of reach: the same trials, every reply from the bank, no failed answer."""
+    import socket
+
+    monkeypatch.chdir(tmp_path)
+    srv = external_vllm_server
+    agent = [
+        "searcher=agenttts",
+        "trials=8",
+        "reasoner=openai",
+        f"reasoner.model={srv.model}",
+        "reasoner.max_tokens=48",
+    ]
+    args = [*SMALL, *agent]  # later overrides win: the agent instead of random
+    real = ["backend=openai", f"backend.base_url={srv.url}", f"backend.served_model_override={srv.model}"]
+    assert main(["search", *real, *args, f"reasoner.base_url={srv.url}"]) == 0
+    _, run, rows = _search_run(tmp_path, "openai")
+    answered = run.data.metrics["agent/replies_answered"]
+    assert answered >= 1 and run.data.metrics["agent/tokens"] > 0 and len(rows) == 8
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        gone = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    replay = ["backend=replay", f"backend.world=served:{srv.model}", "cost.measured_lengths=false"]
+    capsys.readouterr()
+    assert main(["search", *replay, *args, f"reasoner.base_url={gone}"]) == 0, capsys.readouterr().out
+    _, rerun, rerows = _search_run(tmp_path, "replay")
+    assert rerun.data.metrics["tokens_generated"] == 0 and rerun.data.metrics["agent/tokens"] == 0
+    assert rerun.data.metrics["agent/replies_from_bank"] == answered
+    assert rerun.data.metrics.get("agent/reasoner_failed", 0) == 0
+    keep = ("allocation", "status", "score")
+    assert [{k: r[k] for k in keep} for r in rerows] == [{k: r[k] for k in keep} for r in rows]
