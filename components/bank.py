@@ -257,16 +257,21 @@ def import_bank(src: str | Path, dest: str | Path) -> dict[str, int]:
     return {
         "streams_added": after["streams"] - before["streams"],
         "samples_added": after["samples"] - before["samples"],
+        "replies_added": after["replies"] - before["replies"],
         "conflicts": conflicts,
     }
 
 
 def counts_of(db: sqlite3.Connection) -> dict[str, int]:
-    return {t: db.execute(f"SELECT COUNT(*) FROM main.{t}").fetchone()[0] for t in ("streams", "samples")}
+    out = {t: db.execute(f"SELECT COUNT(*) FROM main.{t}").fetchone()[0] for t in ("streams", "samples")}
+    out["replies"] = db.execute(  # a reasoner's replies (components/reasoners/banked.py), among the samples
+        "SELECT COUNT(*) FROM main.samples s JOIN main.streams t ON s.key = t.key WHERE t.role = 'reply'"
+    ).fetchone()[0]
+    return out
 
 
 def counts(path: str | Path) -> dict[str, int]:
-    """Number of streams and samples in a bank file."""
+    """Number of streams and samples in a bank file, and how many of the samples are reasoner replies."""
     db = connect(path)
     try:
         return counts_of(db)

@@ -386,11 +386,13 @@ def cmd_bank(cfg: dict, action: str, file: str) -> int:
         return cmd_import_samples(cfg, file)
     if action == "export":
         n = export_bank(bank, file)
-        print(f"exported {n['streams']:,} streams, {n['samples']:,} samples from {bank} to {file}")
+        replies = f" ({n['replies']:,} of them reasoner replies)" if n["replies"] else ""
+        print(f"exported {n['streams']:,} streams, {n['samples']:,} samples{replies} from {bank} to {file}")
     else:
         n = import_bank(file, bank)
         print(
             f"imported into {bank}: {n['streams_added']:,} new streams, {n['samples_added']:,} new samples"
+            + (f" ({n['replies_added']:,} of them reasoner replies)" if n["replies_added"] else "")
             + (f"; {n['conflicts']:,} samples already held with other text were kept" if n["conflicts"] else "")
         )
     return 0

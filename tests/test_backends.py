@@ -180,17 +180,17 @@ def _bank_with(path, key, texts):
 def test_bank_export_and_import_merge_streams(tmp_path):
     k1, k2 = stream_key("m", "p1", "t=0.9"), stream_key("m", "p2", "t=0.9")
     _bank_with(tmp_path / "gpu.sqlite", k1, ["a", "b", "c"])
-    assert export_bank(tmp_path / "gpu.sqlite", tmp_path / "copy.sqlite") == {"streams": 1, "samples": 3}
+    assert export_bank(tmp_path / "gpu.sqlite", tmp_path / "copy.sqlite") == {"streams": 1, "samples": 3, "replies": 0}
     _bank_with(tmp_path / "laptop.sqlite", k2, ["x"])
     _bank_with(tmp_path / "laptop.sqlite", k1, ["a", "B"])  # the laptop holds 2 of k1's samples, one different
     got = import_bank(tmp_path / "copy.sqlite", tmp_path / "laptop.sqlite")
-    assert got == {"streams_added": 0, "samples_added": 1, "conflicts": 1}
+    assert got == {"streams_added": 0, "samples_added": 1, "replies_added": 0, "conflicts": 1}
     b = SampleBank(tmp_path / "laptop.sqlite")
     b.load([k1, k2])
     assert b.get(k1).texts == ["a", "B", "c"] and b.get(k2).texts == ["x"]  # append-only: held samples stay
     b.close()
     assert import_bank(tmp_path / "copy.sqlite", tmp_path / "laptop.sqlite")["samples_added"] == 0
-    assert counts(tmp_path / "laptop.sqlite") == {"streams": 2, "samples": 4}
+    assert counts(tmp_path / "laptop.sqlite") == {"streams": 2, "samples": 4, "replies": 0}
 
 
 def test_bank_cli_errors_are_one_line(tmp_path, capsys):
@@ -432,5 +432,5 @@ def test_a_bank_file_of_the_first_release_opens_and_keeps_its_samples(tmp_path):
     assert (s.texts, s.tokens, s.prompt_tokens, s.world, s.role) == (["a", "b"], [3, 4], 12, "", "sample")
     b.append("k", "m", "qa", "q1", 12, ["c"], [5], world="", role="sample")
     b.close()
-    assert counts(old) == {"streams": 1, "samples": 3}
+    assert counts(old) == {"streams": 1, "samples": 3, "replies": 0}
     assert {r[1] for r in sqlite3.connect(old).execute("PRAGMA table_info(streams)")} >= {"world", "role"}

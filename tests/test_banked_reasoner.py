@@ -11,7 +11,7 @@ import json
 import pytest
 from mlflow.tracking import MlflowClient
 
-from components.bank import SampleBank
+from components.bank import SampleBank, counts
 from components.reasoners import OpenAIReasoner, ReasonerError, RulesReasoner
 from components.reasoners.banked import BankedReasoner, bank_replies, has_replies
 from components.reasoners.base import AgentView
@@ -49,6 +49,20 @@ def test_replies_are_replayed_in_the_order_they_were_asked(llm, tmp_path):
     assert all(r.prompt_tokens == r.completion_tokens == 0 for r in replayed)  # nothing generated
     assert ask(again, "A").text == "reply 4"  # beyond what was asked before: the LLM answers
     assert (again.replayed, again.answered) == (3, 1)
+    again.bank.close()
+    assert counts(tmp_path / "bank.sqlite") == {"streams": 2, "samples": 4, "replies": 4}
+
+
+def test_bank_export_and_import_say_how_many_replies_they_carry(llm, tmp_path, capsys):
+    r = banked(llm, tmp_path / "a.sqlite")
+    ask(r, "A")
+    ask(r, "B")
+    r.bank.close()
+    assert main(["bank", "export", str(tmp_path / "x.sqlite"), f"bank.path={tmp_path / 'a.sqlite'}"]) == 0
+    assert "exported 2 streams, 2 samples (2 of them reasoner replies)" in capsys.readouterr().out
+    assert main(["bank", "import", str(tmp_path / "x.sqlite"), f"bank.path={tmp_path / 'b.sqlite'}"]) == 0
+    assert "2 new streams, 2 new samples (2 of them reasoner replies)" in capsys.readouterr().out
+    assert ask(banked(llm, tmp_path / "b.sqlite"), "B").text == "reply 2"  # replayed on the other machine
 
 
 def test_has_replies_names_the_reasoner_whose_replies_the_bank_holds(llm, tmp_path):
