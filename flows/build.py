@@ -348,9 +348,8 @@ def replays_reasoner(cfg: dict) -> bool:
     contacted at start-up, so a recorded search replays where its endpoint is out of reach (a prompt
     the bank lacks then falls back as a failed answer does)."""
     b = cfg.get("bank") or {}
-    if cfg["backend"]["name"] != "replay" or not b.get("replies", True) or not b.get("persist", True):
-        return False
-    if not b.get("enabled", True) or not b.get("path") or (cfg.get("reasoner") or {}).get("name") == "rules":
+    kept = all(b.get(k, True) for k in ("enabled", "persist", "replies")) and b.get("path")
+    if cfg["backend"]["name"] != "replay" or not kept:
         return False
     from components.reasoners import make_reasoner
     from components.reasoners.banked import has_replies

@@ -92,7 +92,7 @@ def _orphan_prefect_servers(home: str) -> list[int]:
             cmd = (proc / "cmdline").read_bytes().split(b"\0")
             if b"prefect.server.api.server:create_app" not in cmd:
                 continue
-            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            ppid = int(_stat(proc.name)[1])
             env = (proc / "environ").read_bytes().split(b"\0")
             if f"PREFECT_HOME={home}".encode() not in env:
                 continue
@@ -108,10 +108,15 @@ def _orphan_prefect_servers(home: str) -> list[int]:
     return stopped
 
 
+def _stat(pid) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (state, ppid, ...); the name may hold spaces."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def _alive(pid: int) -> bool:
     """Whether ``pid`` is a running process (not gone, not a zombie waiting to be reaped)."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+        return _stat(pid)[0] not in ("Z", "X")
     except (OSError, IndexError):
         return False
 

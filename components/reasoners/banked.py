@@ -61,7 +61,8 @@ class BankedReasoner:
         self.inner.check()
 
     def complete(self, system: str, prompt: str, view: AgentView) -> Reply:
-        key = stream_key(self.identity, f"{system}\x00{prompt}", "", f"seed={view.seed}")
+        world = f"seed={view.seed}"
+        key = stream_key(self.identity, f"{system}\x00{prompt}", "", world)
         n = self._asked[key]  # a failed answer takes no index, so stream index n is the n-th reply
         self.bank.load([key])
         stream = self.bank.get(key)
@@ -73,7 +74,7 @@ class BankedReasoner:
         self._asked[key] += 1
         self.bank.append(
             key, self.identity, "", view.kind, reply.prompt_tokens, [reply.text], [reply.completion_tokens],
-            f"seed={view.seed}", ROLE, counted=False,
+            world, ROLE, counted=False,
         )  # fmt: skip
         self.bank.flush()  # at once: a search killed after this answer replays it
         self.answered += 1
