@@ -149,6 +149,7 @@ def test_a_killed_llm_agent_search_resumes_with_the_replies_it_had(tmp_path, pre
     bank, though the LLM would answer anew: so it proposes the trials the killed search ran, in order."""
     import json
 
+    from components.bank import counts
     from flows.build import build
     from flows.cli import compose
 
@@ -159,6 +160,9 @@ def test_a_killed_llm_agent_search_resumes_with_the_replies_it_had(tmp_path, pre
         rc, _ = _search(tmp_path, prefect_home, signal.SIGKILL, after="round 4:", args=args)
         assert rc == -signal.SIGKILL
         asked = llm.calls
+        # the kill can land between an answer and its write: the bank holds what the search had
+        had = counts(tmp_path / ".agenttts" / "bank.sqlite")["replies"]
+        assert asked - 1 <= had <= asked
         (killed,) = _runs(tmp_path).values()
         client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
         children = client.search_runs([killed.info.experiment_id], f"tags.mlflow.parentRunId = '{killed.info.run_id}'")
@@ -173,7 +177,7 @@ def test_a_killed_llm_agent_search_resumes_with_the_replies_it_had(tmp_path, pre
         trace = [json.loads(x) for x in open(path).read().splitlines()]
         assert [t["allocation"] for t in trace[: len(ran)]] == ran
         assert {t["source"] for t in trace[: len(ran)]} >= {"openai"}
-        assert new.data.metrics["agent/replies_from_bank"] == asked  # every reply the killed search had
+        assert new.data.metrics["agent/replies_from_bank"] == had  # every reply the killed search had
         assert llm.calls == asked + new.data.metrics["agent/replies_answered"]
     finally:
         llm.close()
