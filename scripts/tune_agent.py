@@ -2,7 +2,7 @@
 
     python scripts/tune_agent.py [--scenarios a,b,...] [--seeds 10-29] [--searcher agenttts]
         [--reference optuna_tpe] [--jobs 2] [--cache DIR] [--trials 50] [--save FILE.json] [--plateau]
-        [--live] [hydra overrides ...]
+        [--live] [--phases] [hydra overrides ...]
 
 Per (scenario, seed) the score of every allocation of the grid is computed once with the grid oracle
 (``components.oracle.grid_scores``, tested equal to ``Environment.evaluate``) and cached on disk; the
@@ -14,6 +14,12 @@ The bench reports seeds 0-9. Tune on seeds it never uses (e.g. ``--seeds 10-29``
 bench only at the end, so a rule is kept because it helps, not because it fits those ten worlds.
 The reference's results are cached too (keyed by its composed config): delete ``*.json`` in the
 cache after changing the reference searcher's code.
+
+``--phases`` splits the tuned searcher's trials to near into where they go: the trials before its
+first one within three questions of the oracle (finding the plateau), then its trials on the plateau
+(within three questions) until one is near, and its trials off the plateau in between (exploring
+elsewhere). On the plateau a trial is near at about the plateau's share of near allocations, so only
+the first and the last part are the searcher's to shorten.
 """
 
 from __future__ import annotations
@@ -127,9 +133,54 @@ def _search(job: dict) -> dict:
         history = run_search(ctx.space, env, searcher, job["trials"], batch, job["initial_design"])
         run = SearchRun(job["scenario"], name, job["seed"], history, n, max(scores.values()), 0.0, 0)
         out[name] = {"trials_to_near": run.trials_to_near, "best_train": round(run.best.score, 6)}
+        if not i:
+            out[name]["phases"] = phases([r.score for r in history], max(scores.values()), n)
         if i:
             memo.write_text(json.dumps(out[name]))
     return out
+
+
+def phases(scores: list[float], oracle: float, n: int) -> dict:
+    """Where a run's trials to near went (see ``--phases``): the first trial within three questions of
+    the oracle (None: never), then up to the first near trial (or the last trial) the trials within
+    three questions, the near ones among them (0 or 1) and the trials not within three after the first."""
+    near_at = next((k for k, v in enumerate(scores) if v >= oracle - 1 / n - 1e-9), len(scores) - 1)
+    close = [v >= oracle - 3 / n - 1e-9 for v in scores[: near_at + 1]]
+    first = close.index(True) if any(close) else None
+    return {
+        "first_close": None if first is None else first + 1,
+        "close": sum(close),
+        "near": int(scores[near_at] >= oracle - 1 / n - 1e-9),
+        "off_after": 0 if first is None else close[first:].count(False),
+    }
+
+
+def report_phases(jobs: list[dict], results: list[dict], a: argparse.Namespace) -> None:
+    print(
+        f"{a.searcher}'s trials to near by phase (sums over seeds, up to each run's first near trial); "
+        "plateau = within three questions of the oracle"
+    )
+    print(
+        f"{'scenario':12s} {'first on plateau':>16s} {'on plateau':>10s} {'near':>5s} {'rate':>5s} "
+        f"{'grid share':>10s} {'off plateau after':>17s}"
+    )
+    for s in dict.fromkeys(j["scenario"] for j in jobs):
+        pairs = [(j, r[a.searcher]["phases"]) for j, r in zip(jobs, results, strict=True) if j["scenario"] == s]
+        ph = [p for _, p in pairs]
+        firsts = [p["first_close"] or a.trials + 1 for p in ph]
+        close, near = sum(p["close"] for p in ph), sum(p["near"] for p in ph)
+        share = statistics.median(_share(j) for j, _ in pairs)
+        print(
+            f"{s:12s} {'median ' + _show_trials(statistics.median(firsts), a.trials):>16s} {close:10d} {near:5d} "
+            f"{near / max(1, close):5.2f} {share:10.2f} {sum(p['off_after'] for p in ph):17d}"
+        )
+
+
+def _share(job: dict) -> float:
+    """The share of a grid's allocations within three questions of the oracle that are within one."""
+    g = np.load(job["grid"])
+    v, n = g["scores"], int(g["n"])
+    return float((v >= v.max() - 1 / n - 1e-9).sum() / (v >= v.max() - 3 / n - 1e-9).sum())
 
 
 def report(jobs: list[dict], results: list[dict], a: argparse.Namespace) -> None:
@@ -199,6 +250,7 @@ def main() -> None:
         "per-question scores)",
     )
     ap.add_argument("--plateau", action="store_true", help="also print how much of each grid's top is near")
+    ap.add_argument("--phases", action="store_true", help="also print where the tuned searcher's trials to near went")
     ap.add_argument("overrides", nargs="*", help="hydra overrides applied to every job, as in agenttts bench")
     a = ap.parse_args()
     try:
@@ -221,6 +273,8 @@ def main() -> None:
     report(jobs, results, a)
     if a.plateau:
         plateau(jobs)
+    if a.phases:
+        report_phases(jobs, results, a)
     if a.save:
         rows = [{"scenario": j["scenario"], "seed": j["seed"], **r} for j, r in zip(jobs, results, strict=True)]
         Path(a.save).write_text(json.dumps(rows, indent=1))

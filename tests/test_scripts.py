@@ -1,6 +1,7 @@
 """The tuning scripts the README's figures come from still run (they are outside the package, so
 nothing else imports them). One tiny scenario, one seed; SIMULATED."""
 
+import runpy
 import subprocess
 import sys
 
@@ -22,9 +23,22 @@ def _run(*args: str) -> str:
 def test_tune_agent_and_expected_first_run_on_one_seed(tmp_path):
     data_file("gsm8k", "test.jsonl")  # the gsm8k scenario's task reads it (bench.data_paths)
     cache = str(tmp_path / "grid-cache")
-    lookup = _run("scripts/tune_agent.py", "--scenarios", "gsm8k", "--seeds", "0", "--cache", cache)
+    lookup = _run("scripts/tune_agent.py", "--scenarios", "gsm8k", "--seeds", "0", "--cache", cache, "--phases")
     live = _run("scripts/tune_agent.py", "--scenarios", "gsm8k", "--seeds", "0", "--cache", cache, "--live")
     row = lambda out: next(line for line in out.splitlines() if line.startswith("gsm8k"))  # noqa: E731
     assert "SIMULATED" in lookup and row(lookup) == row(live)  # the real Environment gives the lookup's numbers
+    phase_row = [line.split() for line in lookup.splitlines() if line.startswith("gsm8k")][-1]
+    assert phase_row[:6] == ["gsm8k", "median", "1", "1", "1", "1.00"]  # the first probe is near on gsm8k seed 0
     out = _run("scripts/expected_first.py", "--scenarios", "gsm8k", "--seeds", "0", "--replicas", "2", "--cache", cache)
     assert "SIMULATED" in out and any(line.startswith("gsm8k") for line in out.splitlines())
+
+
+def test_tune_agent_phases_split_a_run_at_its_first_near_trial():
+    phases = runpy.run_path(str(ROOT / "scripts" / "tune_agent.py"))["phases"]
+    n, oracle = 50, 0.80  # one question = 0.02; the plateau is >= 0.74, near >= 0.78
+    run = [0.50, 0.76, 0.60, 0.74, 0.70, 0.78, 0.80]
+    # first on the plateau at trial 2; trials 2, 4 and 6 on it until the first near (6); 3 and 5 off it
+    assert phases(run, oracle, n) == {"first_close": 2, "close": 3, "near": 1, "off_after": 2}
+    never = [0.50, 0.60, 0.76, 0.70]
+    assert phases(never, oracle, n) == {"first_close": 3, "close": 1, "near": 0, "off_after": 1}
+    assert phases([0.5, 0.6], oracle, n) == {"first_close": None, "close": 0, "near": 0, "off_after": 0}
