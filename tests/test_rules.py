@@ -56,6 +56,21 @@ def test_no_yield_when_the_preferred_models_leave_room():
     assert not any("yields to" in r for r in reasons)
 
 
+def test_a_best_scoring_probe_model_that_fits_only_alone_is_still_tried():
+    """2wiki at 900 units, world 12: the 72B retriever's probe scores best (within noise of the 32B's,
+    so 32B is preferred) but leaves too little budget for the 70B QA model. The second proposal keeps
+    the 72B retriever and gives QA a smaller model, rather than moving retrieval to 32B again."""
+    ctx = build(compose(["task=synthetic", "scenario=2wiki_900", "scenario.seed=12", "data.seed=12"]))
+    probes = {a: st for a, st, _ in insight1_probes(ctx.space)}
+    hist = ctx.environment(bank=SampleBank(None)).evaluate(list(probes))
+    rules, v = RulesReasoner(), view(ctx.space, hist, probes)
+    assert rules.top_models(v)["retrieval"][0] == "Qwen2.5-72B"
+    assert rules.preferred_models(v)["retrieval"][0] == "Qwen2.5-32B"
+    first, second = (c.allocation for c in rules.candidates(v)[:2])
+    assert first["retrieval"][0] == "Qwen2.5-32B"  # the preferred combination
+    assert second["retrieval"][0] == "Qwen2.5-72B" and second["qa"][0] == "Llama-3.1-8B", second
+
+
 def test_coarse_scan_skips_counts_next_to_a_tried_one(tight):
     space, env, probes, history = tight
     rules = RulesReasoner()

@@ -11,7 +11,8 @@ How it proposes (candidates in this order, duplicates and over-budget ones skipp
 1. Insight 1 (model choice): per stage, compare the probes run at equal stage budget; keep the
    large model only if it is better by more than the noise of the train set (two questions),
    else prefer the smaller one. Right after the probes, combine the preferred models (and, when
-   they differ, the best-scoring probe models too: the probes are noisy); when they fit together
+   they differ, the best-scoring probe models too: the probes are noisy; when those do not fit
+   together, another stage yields, so the best-scoring model is tried); when they fit together
    only at their fewest samples, each stage in turn also yields to its next smaller model at half
    its stage budget.
 2. Insight 2 (sample count): around the best trial so far, walk each stage's sample count along a
@@ -540,7 +541,12 @@ class RulesReasoner:
             top = self.top_models(view)
             if {st: m for st, (m, _) in top.items()} != {st: m for st, (m, _) in prefs.items()}:
                 why = "combine the best-scoring probe model of every stage (Insight 1), samples fitted to the budget"
-                first = first[:1] + self._combine_preferred(view, top, why)[:1] + first[1:]
+                alts = self._combine_preferred(view, top, why)
+                # when the best-scoring models do not fit together, one stage yields to a smaller model;
+                # yielding the stage where they differ would land on the preferred model again
+                differ = [st for st in top if st in prefs and top[st][0] != prefs[st][0]]
+                fresh = [c for c in alts if all(c.allocation[st][0] != prefs[st][0] for st in differ)]
+                first = first[:1] + (fresh or alts)[:1] + first[1:]
         ladder, rebalance = self._ladder(view, anchor), self._rebalance(view, anchor)
         runner_up = self._runner_up(view, anchor)
         explore = self._explore(view, anchor, rng)
