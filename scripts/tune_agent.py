@@ -133,10 +133,10 @@ def _search(job: dict) -> dict:
         history = run_search(ctx.space, env, searcher, job["trials"], batch, job["initial_design"])
         run = SearchRun(job["scenario"], name, job["seed"], history, n, max(scores.values()), 0.0, 0)
         out[name] = {"trials_to_near": run.trials_to_near, "best_train": round(run.best.score, 6)}
-        if not i:
-            out[name]["phases"] = phases([r.score for r in history], max(scores.values()), n)
         if i:
             memo.write_text(json.dumps(out[name]))
+        else:
+            out[name]["phases"] = phases([r.score for r in history], run.oracle, n)
     return out
 
 
@@ -144,15 +144,21 @@ def phases(scores: list[float], oracle: float, n: int) -> dict:
     """Where a run's trials to near went (see ``--phases``): the first trial within three questions of
     the oracle (None: never), then up to the first near trial (or the last trial) the trials within
     three questions, the near ones among them (0 or 1) and the trials not within three after the first."""
-    near_at = next((k for k, v in enumerate(scores) if v >= oracle - 1 / n - 1e-9), len(scores) - 1)
-    close = [v >= oracle - 3 / n - 1e-9 for v in scores[: near_at + 1]]
+    near = [_within(v, oracle, n, 1) for v in scores]
+    end = near.index(True) if any(near) else len(scores) - 1
+    close = [_within(v, oracle, n, 3) for v in scores[: end + 1]]
     first = close.index(True) if any(close) else None
     return {
         "first_close": None if first is None else first + 1,
         "close": sum(close),
-        "near": int(scores[near_at] >= oracle - 1 / n - 1e-9),
+        "near": int(near[end]),
         "off_after": 0 if first is None else close[first:].count(False),
     }
+
+
+def _within(score, oracle: float, n: int, questions: int):
+    """Whether ``score`` (a float or an array) is within ``questions`` questions of the oracle."""
+    return score >= oracle - questions / n - 1e-9
 
 
 def report_phases(jobs: list[dict], results: list[dict], a: argparse.Namespace) -> None:
@@ -169,18 +175,18 @@ def report_phases(jobs: list[dict], results: list[dict], a: argparse.Namespace) 
         ph = [p for _, p in pairs]
         firsts = [p["first_close"] or a.trials + 1 for p in ph]
         close, near = sum(p["close"] for p in ph), sum(p["near"] for p in ph)
-        share = statistics.median(_share(j) for j, _ in pairs)
+        share = statistics.median(near / top3 for near, top3 in map(_grid_top, (j for j, _ in pairs)))
         print(
             f"{s:12s} {'median ' + _show_trials(statistics.median(firsts), a.trials):>16s} {close:10d} {near:5d} "
             f"{near / max(1, close):5.2f} {share:10.2f} {sum(p['off_after'] for p in ph):17d}"
         )
 
 
-def _share(job: dict) -> float:
-    """The share of a grid's allocations within three questions of the oracle that are within one."""
+def _grid_top(job: dict) -> tuple[int, int]:
+    """How many of a grid's allocations are within one question of its oracle, and within three."""
     g = np.load(job["grid"])
     v, n = g["scores"], int(g["n"])
-    return float((v >= v.max() - 1 / n - 1e-9).sum() / (v >= v.max() - 3 / n - 1e-9).sum())
+    return int(_within(v, v.max(), n, 1).sum()), int(_within(v, v.max(), n, 3).sum())
 
 
 def report(jobs: list[dict], results: list[dict], a: argparse.Namespace) -> None:
@@ -225,9 +231,7 @@ def plateau(jobs: list[dict]) -> None:
     for s in dict.fromkeys(j["scenario"] for j in jobs):
         rows = []
         for j in (j for j in jobs if j["scenario"] == s):
-            g = np.load(j["grid"])
-            v, n = g["scores"], int(g["n"])
-            near, top3 = (v >= v.max() - 1 / n - 1e-9).sum(), (v >= v.max() - 3 / n - 1e-9).sum()
+            near, top3 = _grid_top(j)
             rows.append((near, top3, near / top3))
         med = [statistics.median(r[i] for r in rows) for i in range(3)]
         print(f"{s:12s} {med[0]:5.0f} {med[1]:19.0f} {med[2]:6.2f}")
