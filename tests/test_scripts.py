@@ -42,3 +42,28 @@ def test_tune_agent_phases_split_a_run_at_its_first_near_trial():
     never = [0.50, 0.60, 0.76, 0.70]
     assert phases(never, oracle, n) == {"first_close": 3, "close": 1, "near": 0, "off_after": 1}
     assert phases([0.5, 0.6], oracle, n) == {"first_close": None, "close": 0, "near": 0, "off_after": 0}
+
+
+@pytest.mark.slow
+def test_heldout_scenarios_are_valid_reproducible_and_small_enough(tmp_path):
+    from components.scenario import load_scenario
+    from flows.build import build
+    from flows.config import compose
+
+    outs = [
+        _run("scripts/heldout_scenarios.py", "--out", str(tmp_path / d), "--n", "2", "--max-space", "5000")
+        for d in ("a", "b")
+    ]
+    files = sorted((tmp_path / "a" / "scenario").glob("*.yaml"))
+    assert [f.name for f in files] == ["heldout_0.yaml", "heldout_1.yaml"]
+    for f in files:
+        assert f.read_text() == (tmp_path / "b" / "scenario" / f.name).read_text()  # same --seed, same worlds
+        sc = load_scenario(f)
+        assert "HELD-OUT, SIMULATED" in sc.description
+        task = "synthetic"  # both templates (2wiki, hotpotqa) are retrieval -> qa
+        cfg = compose([f"hydra.searchpath=[file://{tmp_path / 'a'}]", f"scenario={sc.name}", f"task={task}"])
+        assert 0 < build(cfg, with_data=False).space.size <= 5000
+    assert "scenarios=[heldout_0,heldout_1]" in outs[0]
+    other = _run("scripts/heldout_scenarios.py", "--out", str(tmp_path / "c"), "--n", "1", "--seed", "1")
+    assert (tmp_path / "c" / "scenario" / "heldout_0.yaml").read_text() != files[0].read_text()
+    assert "heldout_0: from 2wiki" in other
