@@ -2,7 +2,8 @@
 
     python scripts/trace_agent.py SCENARIO SEED [--trials 50] [--searcher agenttts] [hydra overrides ...]
 
-e.g. ``python scripts/trace_agent.py hotpotqa 4``. For each trial: its score, the best so far
+e.g. ``python scripts/trace_agent.py hotpotqa 4``, or a scenario of a search path:
+``python scripts/trace_agent.py heldout_8 0 hydra.searchpath=[file:///tmp/heldout]``. For each trial: its score, the best so far
 (``NEAR`` once within one question of the oracle), the allocation, the insight it follows and
 the rationale. The world and data seeds are both SEED, as in ``agenttts bench``. SIMULATED.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import argparse
 
 from components.bank import SampleBank
-from flows.bench import job_overrides, task_for
+from flows.bench import job_overrides, passthrough, task_for
 from flows.build import build, make_searcher
 from flows.cli import compose
 
@@ -25,9 +26,9 @@ def main() -> None:
     ap.add_argument("--searcher", default="agenttts")
     ap.add_argument("overrides", nargs="*")
     a = ap.parse_intermixed_args()  # hydra overrides may come before or after the options
-    base = compose([f"scenario={a.scenario}"])
+    base = compose([*a.overrides, f"scenario={a.scenario}"])  # a hydra.searchpath may hold the scenario
     task, data = task_for(base["scenario"], base["bench"].get("data_paths") or {})  # as agenttts bench picks it
-    overrides = job_overrides([], a.scenario, task, data, a.seed)
+    overrides = job_overrides(passthrough(a.overrides), a.scenario, task, data, a.seed)
     ctx = build(compose([*overrides, *a.overrides]))
     n = len(ctx.train)
     env = ctx.environment(bank=SampleBank(None))
