@@ -51,7 +51,7 @@ def _jitter(model: dict, rng: np.random.Generator) -> dict:
     m = {k: float(v) if k == "params" else v for k, v in model.items()}  # YAML 1.1 reads 7.0e9 as a string
     for key in ("skill", "recall"):
         if key in m:
-            m[key] = round(min(0.97, max(0.03, _sigmoid(_logit(m[key]) + rng.normal(0, 0.4)))), 3)
+            m[key] = round(min(0.995, max(0.02, _sigmoid(_logit(m[key]) + rng.normal(0, 0.4)))), 3)
     for key, sd in (("spread", 0.2), ("heterogeneity", 0.2), ("upstream_weight", 0.2), ("false_positives", 0.3)):
         if key in m:
             m[key] = round(min(5.0, m[key] * math.exp(rng.normal(0, sd))), 3)
