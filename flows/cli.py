@@ -309,11 +309,11 @@ def cmd_schedule(cfg: dict) -> int:
     except ValueError as e:  # pydantic's ValidationError: keep its message, not its help link
         why = e.errors()[0]["msg"] if hasattr(e, "errors") else str(e)
         raise_config(f'cron={cron!r} is not a valid cron expression ({why}); e.g. cron="0 2 * * *" (02:00 daily)')
-    _prefect_env(cfg, quiet_runs=False)  # the served runs' own logs are the schedule's output
-    api = _prefect_server()  # also before anything is written
     overrides = [o for o in cfg.get("cli_overrides", []) if not o.lstrip("+").startswith("schedule.")]
     nightly = compose(nightly_overrides(overrides))
-    ctx = build(nightly)  # the nightly search's config, validated now
+    ctx = build(nightly)  # the nightly search's config, validated now (writes nothing)
+    _prefect_env(cfg, quiet_runs=False)  # the served runs' own logs are the schedule's output
+    api = _prefect_server()  # also before anything is written
     _check_operations(nightly, ctx, lambda m: None)  # champion settings; a given warm_start run must exist and fit
     name = sched.get("name") or f"nightly-{ctx.task.name}"
     from flows.nightly import serve_nightly

@@ -64,7 +64,8 @@ def report_text(cfg: dict) -> str:
     spend = [f"{k}={v:,.4g}" for k, v in sorted(m.items()) if k.startswith("spend/")]
     lines.append(
         f"search: {int(m.get('trials', 0))} trials, {int(m.get('tokens_generated', 0)):,} tokens generated, "
-        f"{m.get('wall_s', 0):.1f} s" + (f"; {' '.join(spend)}" if spend else "")
+        f"{m.get('wall_s', 0):.1f} s in the search flow (the command's start-up not counted)"
+        + (f"; {' '.join(spend)}" if spend else "")
     )
     curve = [x.value for x in sorted(archive.client.get_metric_history(rid, "best_so_far"), key=lambda x: x.step)]
     if curve:

@@ -121,7 +121,8 @@ def test_bench_end_to_end_on_an_outside_scenario(tmp_path, tiny_dir, monkeypatch
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["bench", "searchers=[nope]"], "unknown searcher 'nope'"),
+        (["bench", "searchers=[nope]"], "unknown searcher 'nope'; available: agenthpo, agenttts,"),
+        (["bench", "searchers=[randm]"], "unknown searcher 'randm' (did you mean 'random'?)"),
         (["bench", "scenarios=[nope]"], "unknown scenario 'nope'"),
         (["bench", "searchers=nope"], "unknown searcher 'nope'"),  # a bare name, once read letter by letter
         # a zero count once fell back to the default 10 seeds and ran the whole bench

@@ -164,6 +164,9 @@ def test_schedule_without_a_prefect_server_stops_first(tmp_path):
     env["PREFECT_API_URL"] = "http://127.0.0.1:9/api"
     p = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and "no Prefect server answers at PREFECT_API_URL=http://127.0.0.1:9/api" in p.stderr
+    # a bad search override is named first: fixing the server would only reveal it next
+    p = subprocess.run([*cmd[:-1], "trials=abc"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "trials must be an integer >= 1, got 'abc'" in p.stderr
     assert not (tmp_path / "mlruns").exists() and not (tmp_path / ".prefect").exists()
 
 

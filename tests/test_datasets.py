@@ -263,3 +263,13 @@ def test_synthetic_options():
     assert all(len(it.candidates) == 20 and len(it.gold_ids) == 3 for it in items)
     with pytest.raises(ValueError):
         synthetic_items(1, seed=0, min_gold=4, max_gold=2)
+
+
+def test_the_cwq_task_reads_a_real_cwq_file_with_its_loader():
+    # the README's dataset table: task=cwq task.data.format=cwq data.path=FILE (default: synthetic items)
+    from flows.build import build
+    from flows.config import compose
+
+    ctx = build(compose(["task=cwq", "task.data.format=cwq", f"data.path={_data(CWQ)}"]), with_data=True)
+    assert len(ctx.train) == 50 and all(it.gold_ids for it in ctx.train)
+    assert {it.id for it in ctx.train} <= {it.id for it in load_cwq(_data(CWQ))}
