@@ -17,6 +17,15 @@ class ConfigError(AgentTTSError):
 class UnknownNameError(ConfigError):
     """A task, stage, model, searcher or scenario name is not known."""
 
+    @classmethod
+    def among(cls, kind: str, name: str, options: list[str]) -> UnknownNameError:
+        """``unknown KIND 'NAME' (did you mean '...'?); available: A, B`` (the hint for a near miss only)."""
+        import difflib
+
+        close = difflib.get_close_matches(name, options, n=1, cutoff=0.75)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return cls(f"unknown {kind} '{name}'{hint}; available: {', '.join(options)}")
+
 
 class InfeasibleBudgetError(ConfigError):
     """The budget admits no allocation at all, or an allocation exceeds it."""

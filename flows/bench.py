@@ -11,7 +11,6 @@ Everything here runs on the simulator: every number is SIMULATED.
 from __future__ import annotations
 
 import csv
-import difflib
 import hashlib
 import io
 import json
@@ -422,9 +421,7 @@ def run_bench(cfg: dict, progress=print) -> Path:
 
     for n in searchers:
         if n not in SEARCHERS:
-            close = difflib.get_close_matches(n, list(SEARCHERS), n=1, cutoff=0.75)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise UnknownNameError(f"unknown searcher '{n}'{hint}; available: {', '.join(sorted(SEARCHERS))}")
+            raise UnknownNameError.among("searcher", n, sorted(SEARCHERS))
     extra = passthrough(cfg.get("cli_overrides", []))
     resume = check_bool(b.get("resume", False), "bench.resume")
     code = code_digest()

@@ -6,7 +6,6 @@ input fails in about a second, before any run is created or any sample generated
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from dataclasses import dataclass
 from pathlib import Path
@@ -334,9 +333,7 @@ def build(cfg: dict, with_data: bool = True) -> Context:
     spend_limits(cfg, space)  # search.max_flops / max_usd are positive; dollars need prices
     name = cfg["searcher"]["name"]
     if name not in SEARCHERS:
-        close = difflib.get_close_matches(name, list(SEARCHERS), n=1, cutoff=0.75)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise UnknownNameError(f"unknown searcher '{name}'{hint}; available: {', '.join(sorted(SEARCHERS))}")
+        raise UnknownNameError.among("searcher", name, sorted(SEARCHERS))
     if with_data:  # prompts and reasoner fail here, not mid-search
         make_searcher(cfg, int(cfg["data"]["train_size"]), check=not replays_reasoner(cfg))
     train, test = load_data(cfg) if with_data else ([], [])

@@ -143,9 +143,7 @@ def _hydra_error(exc: Exception):
     text = str(exc).strip()
     if isinstance(exc, MissingConfigException) and exc.missing_cfg_file and exc.options is not None:
         group, _, name = exc.missing_cfg_file.rpartition("/")
-        close = difflib.get_close_matches(name, exc.options, n=1, cutoff=0.75)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        return UnknownNameError(f"unknown {group or 'config'} '{name}'{hint}; available: {', '.join(exc.options)}")
+        return UnknownNameError.among(group or "config", name, list(exc.options))
     if isinstance(exc, ConfigCompositionException) and text.startswith("Could not override '"):
         key = text.split("'")[1]
         known = _known_keys()

@@ -65,7 +65,7 @@ def _jitter(model: dict, rng: np.random.Generator) -> dict:
 
 def _middle(small: dict, large: dict) -> dict:
     """A model between two: geometric mean size, averaged behaviour."""
-    m = {k: v for k, v in large.items()}
+    m = dict(large)
     m["params"] = float(f"{math.sqrt(small['params'] * large['params']):.3g}")
     m["name"] = f"Mid-{m['params'] / 1e9:.3g}B"
     m.pop("price_per_mtok", None)
