@@ -20,6 +20,10 @@ first one within three questions of the oracle (finding the plateau), then its t
 (within three questions) until one is near, and its trials off the plateau in between (exploring
 elsewhere). On the plateau a trial is near at about the plateau's share of near allocations, so only
 the first and the last part are the searcher's to shorten.
+
+``--moves`` (agenttts) splits the same trials by the move that proposed them (from its rationale:
+probe, combine, coarse scan, sweep, halve, trade, ...): in the first 12 trials, how many went on the
+plateau and how many were near; then, as ``--phases``, per move where the trials to near went.
 """
 
 from __future__ import annotations
@@ -84,6 +88,7 @@ def plan(a: argparse.Namespace) -> list[dict]:
                     "initial_design": bool(bench["bench"].get("initial_design", True)),
                     "trials": a.trials,
                     "live": a.live,
+                    "moves": getattr(a, "moves", False),  # expected_first.py plans without it
                     "searchers": [a.searcher, a.reference],
                 }
             )
@@ -113,6 +118,48 @@ class LookupEnv:
         return [TrialResult(a, self.scores[a.key], {}, cost(a), 0, 0, 0, 0, 0) for a in allocations]
 
 
+# the rules reasoner's rationales, by the phrase that names the move (the first match wins)
+MOVES = (
+    ("probe", "probe of stage"),
+    ("combine", "combine the"),
+    ("yield", "yields to"),
+    ("coarse scan", "coarse scan"),
+    ("fine ladder", "peaks near"),
+    ("bisect", "lies between"),
+    ("sweep", "sweep the plateau"),
+    ("runner-up", "at the best trial's stage budget"),
+    ("halve", "halve "),
+    ("smaller model", "to the smaller"),
+    ("unused budget", "unused budget"),
+    ("trade", "trade along"),
+    ("swap", "at the same stage budget"),
+    ("crossover", "crossover"),
+    ("neighbour", "mutation: a neighbour"),
+    ("random", "random feasible"),
+)
+
+
+def move_of(rationale: str) -> str:
+    """The move family a proposal's rationale names ("other" for an unknown text)."""
+    return next((name for name, phrase in MOVES if phrase in rationale), "other")
+
+
+class _Recorder:
+    """A searcher whose proposals' rationales are kept, keyed by allocation (for ``--moves``)."""
+
+    def __init__(self, searcher):
+        self.searcher, self.why = searcher, {}
+
+    def propose(self, space, history, k):
+        props = self.searcher.propose(space, history, k)
+        for p in props:
+            self.why.setdefault(p.allocation, p.rationale)
+        return props
+
+    def observe(self, results):
+        self.searcher.observe(results)
+
+
 def _search(job: dict) -> dict:
     g = np.load(job["grid"])
     scores, n = dict(zip(g["keys"].tolist(), g["scores"].tolist())), int(g["n"])
@@ -126,6 +173,8 @@ def _search(job: dict) -> dict:
             out[name] = json.loads(memo.read_text())
             continue
         searcher = make_searcher(cfg, n)
+        if job.get("moves") and not i:
+            searcher = _Recorder(searcher)
         batch = int(cfg["searcher"].get("batch_size") or 10)
         # --live: the tuned searcher runs on the real Environment (same scores, tested equal to the
         # grid), which also gives it the per-question scores the lookup does not have
@@ -137,6 +186,10 @@ def _search(job: dict) -> dict:
             memo.write_text(json.dumps(out[name]))
         else:
             out[name]["phases"] = phases([r.score for r in history], run.oracle, n)
+            if isinstance(searcher, _Recorder):  # the initial design's probes have no proposal
+                out[name]["moves"] = [move_of(searcher.why.get(r.allocation, "probe of stage")) for r in history]
+                out[name]["scores"] = [r.score for r in history]
+                out[name]["oracle"], out[name]["n"] = run.oracle, n
     return out
 
 
@@ -180,6 +233,31 @@ def report_phases(jobs: list[dict], results: list[dict], a: argparse.Namespace) 
             f"{s:12s} {'median ' + _show_trials(statistics.median(firsts), a.trials):>16s} {close:10d} {near:5d} "
             f"{near / max(1, close):5.2f} {share:10.2f} {sum(p['off_after'] for p in ph):17d}"
         )
+
+
+def report_moves(jobs: list[dict], results: list[dict], a: argparse.Namespace) -> None:
+    """``--moves``: the tuned searcher's trials by the move that proposed them, over every job."""
+    early: dict[str, list[int]] = {}
+    split: dict[str, list[int]] = {}
+    for r in (r[a.searcher] for r in results):
+        oracle, n = r["oracle"], r["n"]
+        near = [bool(_within(v, oracle, n, 1)) for v in r["scores"]]
+        close = [bool(_within(v, oracle, n, 3)) for v in r["scores"]]
+        end = near.index(True) if any(near) else len(near) - 1
+        first = close.index(True) if any(close) else len(close)
+        for t, move in enumerate(r["moves"]):
+            if t < 12:
+                row = early.setdefault(move, [0, 0, 0])
+                row[0], row[1], row[2] = row[0] + 1, row[1] + close[t], row[2] + near[t]
+            if t <= end:  # before the plateau, on it, near (the run's first), off it after reaching it
+                col = 0 if t < first else 2 if near[t] else 1 if close[t] else 3
+                split.setdefault(move, [0, 0, 0, 0])[col] += 1
+    print(f"{a.searcher}'s first 12 trials by move (sums over runs): trials, on the plateau, near, near rate")
+    for move, (t, c, nr) in sorted(early.items(), key=lambda x: -x[1][0]):
+        print(f"  {move:14s} {t:6d} {c:6d} {nr:5d} {nr / t:5.2f}")
+    print("trials to near by move: before the plateau, on it, near, off it after reaching it")
+    for move, (pre, on, nr, off) in sorted(split.items(), key=lambda x: -sum(x[1])):
+        print(f"  {move:14s} {pre:6d} {on:6d} {nr:5d} {off:6d}")
 
 
 def _grid_top(job: dict) -> tuple[int, int]:
@@ -255,6 +333,7 @@ def main() -> None:
     )
     ap.add_argument("--plateau", action="store_true", help="also print how much of each grid's top is near")
     ap.add_argument("--phases", action="store_true", help="also print where the tuned searcher's trials to near went")
+    ap.add_argument("--moves", action="store_true", help="also split the tuned searcher's trials by move (agenttts)")
     ap.add_argument("overrides", nargs="*", help="hydra overrides applied to every job, as in agenttts bench")
     a = ap.parse_args()
     try:
@@ -279,6 +358,8 @@ def main() -> None:
         plateau(jobs)
     if a.phases:
         report_phases(jobs, results, a)
+    if a.moves:
+        report_moves(jobs, results, a)
     if a.save:
         rows = [{"scenario": j["scenario"], "seed": j["seed"], **r} for j, r in zip(jobs, results, strict=True)]
         Path(a.save).write_text(json.dumps(rows, indent=1))

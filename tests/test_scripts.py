@@ -23,12 +23,18 @@ def _run(*args: str) -> str:
 def test_tune_agent_and_expected_first_run_on_one_seed(tmp_path):
     data_file("gsm8k", "test.jsonl")  # the gsm8k scenario's task reads it (bench.data_paths)
     cache = str(tmp_path / "grid-cache")
-    lookup = _run("scripts/tune_agent.py", "--scenarios", "gsm8k", "--seeds", "0", "--cache", cache, "--phases")
+    lookup = _run(
+        "scripts/tune_agent.py", "--scenarios", "gsm8k", "--seeds", "0", "--cache", cache, "--phases", "--moves"
+    )
     live = _run("scripts/tune_agent.py", "--scenarios", "gsm8k", "--seeds", "0", "--cache", cache, "--live")
     row = lambda out: next(line for line in out.splitlines() if line.startswith("gsm8k"))  # noqa: E731
     assert "SIMULATED" in lookup and row(lookup) == row(live)  # the real Environment gives the lookup's numbers
     phase_row = [line.split() for line in lookup.splitlines() if line.startswith("gsm8k")][-1]
     assert phase_row[:6] == ["gsm8k", "median", "1", "1", "1", "1.00"]  # the first probe is near on gsm8k seed 0
+    # --moves: every trial is named by its move (a changed rationale text would show as "other")
+    moves = lookup.split("first 12 trials by move")[1].split("trials to near by move")[0].splitlines()[1:]
+    assert sum(int(line.split()[-4]) for line in moves if line.strip()) == 12
+    assert any(line.split()[0] == "probe" for line in moves if line.strip()) and "  other " not in lookup
     out = _run("scripts/expected_first.py", "--scenarios", "gsm8k", "--seeds", "0", "--replicas", "2", "--cache", cache)
     assert "SIMULATED" in out and any(line.startswith("gsm8k") for line in out.splitlines())
 
