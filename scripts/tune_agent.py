@@ -185,27 +185,43 @@ def _search(job: dict) -> dict:
         if i:
             memo.write_text(json.dumps(out[name]))
         else:
-            out[name]["phases"] = phases([r.score for r in history], run.oracle, n)
+            scores_run = [r.score for r in history]
+            out[name]["phases"] = phases(scores_run, run.oracle, n)
             if isinstance(searcher, _Recorder):  # the initial design's probes have no proposal
-                out[name]["moves"] = [move_of(searcher.why.get(r.allocation, "probe of stage")) for r in history]
-                out[name]["scores"] = [r.score for r in history]
-                out[name]["oracle"], out[name]["n"] = run.oracle, n
+                labels = trial_phases(scores_run, run.oracle, n)
+                out[name]["moves"] = [
+                    [
+                        move_of(searcher.why.get(r.allocation, "probe of stage")),
+                        bool(_within(r.score, run.oracle, n, 3)),
+                        bool(_within(r.score, run.oracle, n, 1)),
+                        labels[t] if t < len(labels) else "after",
+                    ]
+                    for t, r in enumerate(history)
+                ]
     return out
+
+
+def trial_phases(scores: list[float], oracle: float, n: int) -> list[str]:
+    """Each trial up to the first near one (or the last trial): "before" the first trial within three
+    questions of the oracle, then "on" (within three), "near" (the first within one) or "off"."""
+    near = [_within(v, oracle, n, 1) for v in scores]
+    end = near.index(True) if any(near) else len(scores) - 1
+    close = [_within(v, oracle, n, 3) for v in scores[: end + 1]]
+    first = close.index(True) if any(close) else len(close)
+    return ["before" if t < first else "near" if near[t] else "on" if c else "off" for t, c in enumerate(close)]
 
 
 def phases(scores: list[float], oracle: float, n: int) -> dict:
     """Where a run's trials to near went (see ``--phases``): the first trial within three questions of
     the oracle (None: never), then up to the first near trial (or the last trial) the trials within
     three questions, the near ones among them (0 or 1) and the trials not within three after the first."""
-    near = [_within(v, oracle, n, 1) for v in scores]
-    end = near.index(True) if any(near) else len(scores) - 1
-    close = [_within(v, oracle, n, 3) for v in scores[: end + 1]]
-    first = close.index(True) if any(close) else None
+    labels = trial_phases(scores, oracle, n)
+    reached = [t for t, x in enumerate(labels) if x != "before"]
     return {
-        "first_close": None if first is None else first + 1,
-        "close": sum(close),
-        "near": int(near[end]),
-        "off_after": 0 if first is None else close[first:].count(False),
+        "first_close": reached[0] + 1 if reached else None,
+        "close": labels.count("on") + labels.count("near"),
+        "near": labels.count("near"),
+        "off_after": labels.count("off"),
     }
 
 
@@ -238,26 +254,22 @@ def report_phases(jobs: list[dict], results: list[dict], a: argparse.Namespace) 
 def report_moves(jobs: list[dict], results: list[dict], a: argparse.Namespace) -> None:
     """``--moves``: the tuned searcher's trials by the move that proposed them, over every job."""
     early: dict[str, list[int]] = {}
-    split: dict[str, list[int]] = {}
+    split: dict[str, dict[str, int]] = {}
     for r in (r[a.searcher] for r in results):
-        oracle, n = r["oracle"], r["n"]
-        near = [bool(_within(v, oracle, n, 1)) for v in r["scores"]]
-        close = [bool(_within(v, oracle, n, 3)) for v in r["scores"]]
-        end = near.index(True) if any(near) else len(near) - 1
-        first = close.index(True) if any(close) else len(close)
-        for t, move in enumerate(r["moves"]):
+        for t, (move, close, near, phase) in enumerate(r["moves"]):
             if t < 12:
                 row = early.setdefault(move, [0, 0, 0])
-                row[0], row[1], row[2] = row[0] + 1, row[1] + close[t], row[2] + near[t]
-            if t <= end:  # before the plateau, on it, near (the run's first), off it after reaching it
-                col = 0 if t < first else 2 if near[t] else 1 if close[t] else 3
-                split.setdefault(move, [0, 0, 0, 0])[col] += 1
+                row[0], row[1], row[2] = row[0] + 1, row[1] + close, row[2] + near
+            counts = split.setdefault(move, dict.fromkeys(("before", "on", "near", "off"), 0))
+            if phase in counts:
+                counts[phase] += 1
     print(f"{a.searcher}'s first 12 trials by move (sums over runs): trials, on the plateau, near, near rate")
     for move, (t, c, nr) in sorted(early.items(), key=lambda x: -x[1][0]):
         print(f"  {move:14s} {t:6d} {c:6d} {nr:5d} {nr / t:5.2f}")
     print("trials to near by move: before the plateau, on it, near, off it after reaching it")
-    for move, (pre, on, nr, off) in sorted(split.items(), key=lambda x: -sum(x[1])):
-        print(f"  {move:14s} {pre:6d} {on:6d} {nr:5d} {off:6d}")
+    for move, c in sorted(split.items(), key=lambda x: -sum(x[1].values())):
+        if sum(c.values()):
+            print(f"  {move:14s} {c['before']:6d} {c['on']:6d} {c['near']:5d} {c['off']:6d}")
 
 
 def _grid_top(job: dict) -> tuple[int, int]:
