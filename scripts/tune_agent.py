@@ -136,6 +136,7 @@ MOVES = (
     ("crossover", "crossover"),
     ("neighbour", "mutation: a neighbour"),
     ("random", "random feasible"),
+    ("surrogate", "the surrogate fitted"),
 )
 
 
