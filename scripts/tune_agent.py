@@ -136,7 +136,6 @@ MOVES = (
     ("crossover", "crossover"),
     ("neighbour", "mutation: a neighbour"),
     ("random", "random feasible"),
-    ("surrogate", "the surrogate fitted"),
 )
 
 

@@ -44,7 +44,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from components.agent.probes import stage_probes
-from components.agent.surrogate import Surrogate
 from components.pipeline import TrialResult, best_trial
 from components.reasoners.base import AgentView, Reply
 from components.space import Allocation, SearchSpace
@@ -56,7 +55,6 @@ RUNNER_UP_TRIES = (
 )
 LADDER = (1, 2, 3, 5, 7, 10, 14, 20, 30, 45, 65, 100)
 NEAR_TRIED = 1.3  # the coarse scan skips counts this close (as a ratio) to a tried count
-SURROGATE_FROM = 2  # the round from which the surrogate's pick leads (in round 1 it knows only the probes)
 
 
 def _rotated(view: AgentView, items: Sequence) -> list:
@@ -82,9 +80,6 @@ class RulesReasoner:
 
     name = "rules"
     is_llm = False
-
-    def __init__(self):
-        self._surrogates: dict[int, Surrogate] = {}  # one per search space (its grid is enumerated once)
 
     def check(self) -> None:
         pass
@@ -522,23 +517,6 @@ class RulesReasoner:
         cheap = min(near, key=lambda r: (r.cost.units, -r.score))
         return cheap.allocation if cheap.allocation != best.allocation else None
 
-    def _surrogate(self, view: AgentView) -> list[_Candidate]:
-        """All three insights at once: the allocation a surrogate fitted to every trial ranks highest
-        among those close to tried choices (see :mod:`components.agent.surrogate`), when it is untried;
-        when it is a tried one, the surrogate agrees with the archive and leaves the slot to the rules."""
-        ok = [r for r in view.history if r.status == "ok"]
-        if len(ok) < 2:
-            return []
-        sur = self._surrogates.get(id(view.space))
-        if sur is None or sur.space is not view.space:
-            sur = self._surrogates[id(view.space)] = Surrogate(view.space)
-        sur.fit([r.allocation for r in ok], [r.score for r in ok])
-        top = sur.ranked(limit=1)
-        if not top or top[0] in {r.allocation for r in view.history}:
-            return []
-        why = f"the surrogate fitted to all {len(ok)} trials (additive over stages) ranks it highest near tried choices"
-        return [_Candidate(top[0], "surrogate", why)]
-
     # -- the two answers -------------------------------------------------------------------------
     def _stalled(self, view: AgentView) -> bool:
         """No improvement by the most recent batch of trials (never right after the probes)."""
@@ -588,9 +566,7 @@ class RulesReasoner:
                 or (self._ladder(view, cheap) if cheap is not None else [])[:1]
                 or explore[:1]
             )
-        # one slot pools the whole archive: the rules read one curve at a time, the surrogate all trials
-        surrogate = self._surrogate(view) if view.round >= SURROGATE_FROM else []
-        return surrogate + first + stalled + mixed + explore
+        return first + stalled + mixed + explore
 
     def lost_counts(self, view: AgentView) -> set[tuple[str, str, int]]:
         """Insight 2's evidence pooled across anchors: the (stage, model, count) choices that lose to the
