@@ -227,7 +227,7 @@ def test_a_count_that_lost_at_other_anchors_is_proposed_last(taskbench):
     hist = [trial(space, p, 0.4) for p in probes] + [trial(space, x, v) for x, v in scores.items()]
     v = view(space, hist, probes, round_=3)
     rules = RulesReasoner()
-    lost = rules.lost_counts(v)
+    lost = rules.lost_choices(v)
     assert ("tool_selection", big, 4) in lost
     assert ("tool_selection", big, 1) not in lost and ("tool_selection", big, 3) not in lost
     reusing = [c for c in rules.candidates(v) if c.allocation["tool_selection"] == (big, 4)]
@@ -236,6 +236,32 @@ def test_a_count_that_lost_at_other_anchors_is_proposed_last(taskbench):
     assert len(picked) == 4
     assert all(c["tool_selection"]["samples"] != 4 for c in picked)  # ... but it is not picked
     assert "tool_selection Llama-3.1-70B×4" in rules.guidelines(v)  # and the guidelines say so
+
+
+def test_a_model_that_lost_to_another_model_at_other_anchors_is_proposed_last(taskbench):
+    """TaskBench: parameter prediction on 8B x12 lost to 70B x1 (the same stage budget) at two
+    decomposition counts, by six questions each: moves that put it back on 8B x12 come last, while
+    70B x1 is not held back."""
+    space, probes = taskbench
+    big, small = "Llama-3.1-70B", "Llama-3.1-8B"
+
+    def a(d, p_model, p_samples):
+        return Allocation(
+            (("decomposition", small, d), ("tool_selection", big, 3), ("parameter_prediction", p_model, p_samples))
+        )
+
+    scores = {a(15, big, 1): 0.62, a(15, small, 12): 0.50, a(40, big, 1): 0.58, a(40, small, 12): 0.46}
+    hist = [trial(space, p, 0.3) for p in probes] + [trial(space, x, v) for x, v in scores.items()]
+    v = view(space, hist, probes, round_=3)
+    rules = RulesReasoner()
+    lost = rules.lost_choices(v)
+    assert ("parameter_prediction", small, 12) in lost
+    assert ("parameter_prediction", big, 1) not in lost
+    assert any(c.allocation["parameter_prediction"] == (small, 12) for c in rules.candidates(v))
+    picked = json.loads(rules.trials(v))["candidates"]
+    assert len(picked) == 4
+    assert all(c["parameter_prediction"] != {"model": small, "samples": 12} for c in picked)
+    assert "parameter_prediction Llama-3.1-8B×12" in rules.guidelines(v)
 
 
 @pytest.mark.parametrize("move", ["_ladder", "_rebalance"])

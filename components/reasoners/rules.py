@@ -30,8 +30,9 @@ How it proposes (candidates in this order, duplicates and over-budget ones skipp
    and only then seeded random feasible allocations.
 
 The moves start from the best trial; among equal scores, the one that spends the most budget.
-A candidate that reuses a stage's sample count which lost at other anchors (the same model, every
-other stage equal) goes after all the others: Insight 2's evidence pooled across the archive.
+A candidate that reuses a stage's (model, sample count) choice which lost at other anchors (to
+another count or another model of that stage, every other stage equal) goes after all the others:
+the evidence of Insights 1 and 2 pooled across the archive.
 """
 
 from __future__ import annotations
@@ -568,22 +569,23 @@ class RulesReasoner:
             )
         return first + stalled + mixed + explore
 
-    def lost_counts(self, view: AgentView) -> set[tuple[str, str, int]]:
-        """Insight 2's evidence pooled across anchors: the (stage, model, count) choices that lose to the
-        best count of the same model with every other stage equal, by more than one noise level on
-        average over at least two such comparisons, or by more than two in a single one."""
+    def lost_choices(self, view: AgentView) -> set[tuple[str, str, int]]:
+        """Insights 1 and 2's evidence pooled across anchors: the (stage, model, count) choices that lose
+        to the best choice of that stage (another count, or another model) with every other stage
+        equal, by more than one noise level on average over at least two such comparisons, or by
+        more than two in a single one."""
         noise, scans = self.noise(view), {}
         for r in view.history:
             if r.status != "ok":
                 continue
             for s, m, n in r.allocation.choices:
                 rest = tuple(c for c in r.allocation.choices if c[0] != s)
-                scans.setdefault((s, m, rest), []).append((n, r.score))
+                scans.setdefault((s, rest), []).append(((m, n), r.score))
         gaps: dict[tuple[str, str, int], list[float]] = {}
-        for (s, m, _), pts in scans.items():
+        for (s, _), pts in scans.items():
             if len(pts) > 1:
                 top = max(v for _, v in pts)
-                for n, v in pts:
+                for (m, n), v in pts:
                     gaps.setdefault((s, m, n), []).append(v - top)
         return {
             key
@@ -594,9 +596,10 @@ class RulesReasoner:
     def trials(self, view: AgentView) -> str:
         seen = {r.allocation for r in view.history}
         picked: dict[Allocation, _Candidate] = {}
-        # a count that lost at other anchors keeps losing (tool selection x4 after x3 won at three
-        # decomposition counts): candidates reusing one go last, after every other move
-        lost = self.lost_counts(view)
+        # a choice that lost at other anchors keeps losing (tool selection x4 after x3 won at three
+        # decomposition counts; parameter prediction on 8B after 70B won twice): candidates reusing
+        # one go last, after every other move
+        lost = self.lost_choices(view)
         for c in sorted(self.candidates(view), key=lambda c: any(x in lost for x in c.allocation.choices)):
             a = c.allocation
             if a in seen or a in picked or not view.space.is_feasible(a):
@@ -646,11 +649,11 @@ class RulesReasoner:
                 )
         used = best.cost.measure(space.budget.kind)
         shares = ", ".join(f"{s}: {space.stage_cost(s, m, n):.0f}" for s, m, n in best.allocation.choices)
-        lost = sorted(self.lost_counts(view))
+        lost = sorted(self.lost_choices(view))
         if lost:
             pts = ", ".join(f"{s} {m}×{n}" for s, m, n in lost)
             lines.append(
-                f"   - counts that lost to another count of the same model, other stages equal: {pts}; avoid them."
+                f"   - choices that lost to another count or model of their stage, other stages equal: {pts}; avoid them."
             )
         lines.append("3. Budget balance (Insight 3):")
         lines.append(
