@@ -31,6 +31,7 @@ import time
 import uuid
 from pathlib import Path
 
+from flows import stops
 from flows.config import CONF_DIR, compose, expand_sweeps  # noqa: F401  (CONF_DIR: re-exported for tests and scripts)
 
 COMMANDS = ("search", "cost", "space", "config", "bench", "bank", "schedule")
@@ -529,18 +530,10 @@ def _finish_sweep(cfgs: list[dict], jobs: list[list[str]]) -> None:
             )
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (``kill``, a scheduler's stop) during a search or evaluation: handled like Ctrl-C, so
-    the MLflow run is closed as interrupted instead of being left running."""
-
-
-def _terminate(signum, frame):
-    raise Terminated
-
-
 def _stopped(stop: KeyboardInterrupt) -> int:
     """Say how the command was stopped; its exit code (128 + the signal)."""
-    term = isinstance(stop, Terminated)
+    stops.clear()
+    term = isinstance(stop, stops.Terminated)
     print("terminated" if term else "interrupted", file=sys.stderr)
     return 143 if term else 130
 
@@ -614,7 +607,7 @@ def _main(argv: list[str] | None) -> int:
         "run": cmd_run,
     }[args.command]
     if args.command in ("search", "evaluate"):  # the commands that hold an MLflow run open
-        signal.signal(signal.SIGTERM, _terminate)
+        stops.install()
     try:
         if run is not None and len(jobs) > 1:
             _check_jobs(jobs)

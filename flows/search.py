@@ -17,6 +17,7 @@ from components.pipeline import TrialResult, best_so_far, best_trial
 from components.plots import best_so_far_png, score_vs_cost_png
 from components.reasoners.banked import bank_replies
 from components.warm import WarmStartSearcher
+from flows import stops
 from flows.build import Context, build, make_searcher
 from flows.champion import champion_settings, decide_champion
 from flows.runs import config_digest, unfinished_search, world_tags
@@ -223,6 +224,7 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
                 )
             if stop != "trials":
                 progress(f"stopping after {len(history)} trials (round {rnd_no}): {stop_reason}; best so far kept")
+            stops.check()  # a Ctrl-C that Python swallowed during the round stops the search here
         if history and best_trial(history) is None:
             raise BackendError(f"every trial failed; the first: {history[0].error}")
     except BaseException as exc:  # Ctrl-C and SIGTERM too: the run is closed, never left RUNNING

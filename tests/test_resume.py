@@ -245,3 +245,69 @@ def test_a_ctrl_c_that_a_library_replaced_with_its_own_error_is_still_a_stop():
     assert isinstance(interruption(replaced), KeyboardInterrupt)
     assert interruption(ValueError("a real error")) is None
     assert isinstance(interruption(SystemExit(143)), SystemExit)
+
+
+def test_a_ctrl_c_swallowed_by_python_is_raised_at_the_next_check():
+    """Python ignores what a ``__del__`` method raises, a KeyboardInterrupt too: the handlers remember
+    the stop, and ``stops.check`` raises it."""
+    from flows import stops
+
+    seen = []
+    stops.install()
+    hook, sys.unraisablehook = sys.unraisablehook, lambda u: seen.append(u.exc_type)
+    try:
+        _swallowed_ctrl_c()
+        assert seen == [KeyboardInterrupt]  # it was swallowed ...
+        with pytest.raises(KeyboardInterrupt):
+            stops.check()  # ... and is raised here, once
+        stops.check()
+    finally:
+        sys.unraisablehook = hook
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+class _SendsCtrlC:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(100_000):  # the handler runs here, inside __del__, where Python ignores what it raises
+            pass
+
+
+def _swallowed_ctrl_c() -> None:
+    _SendsCtrlC()  # collected at once
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_search_whose_ctrl_c_was_swallowed_stops_after_that_round(tmp_path, monkeypatch):
+    """The CI failure of 2026-12-01: a Ctrl-C landed in a SQLAlchemy weakref callback, Python ignored
+    it, and the search ran to its end. Now the search stops at the end of that round, closed as
+    interrupted."""
+    from flows import stops
+    from flows.build import build
+    from flows.config import compose
+    from flows.search import run_search
+
+    monkeypatch.chdir(tmp_path)
+    seen = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: seen.append(u.exc_type))
+    lines = []
+
+    def progress(line):
+        lines.append(line)
+        if line.startswith("round 1:"):
+            _swallowed_ctrl_c()
+
+    stops.install()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_search(build(compose([*ARGS[1:], "data.train_size=20"])), progress)
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    assert seen == [KeyboardInterrupt]
+    assert not any(x.startswith("round 2:") for x in lines)
+    assert any("closed as interrupted" in x for x in lines)
+    (run,) = _runs(tmp_path).values()
+    assert run.info.status == "KILLED" and run.data.tags["status"] == "interrupted"

@@ -1,0 +1,45 @@
+"""Ctrl-C and SIGTERM for the commands that hold an MLflow run open (search, evaluate).
+
+Python ignores an exception raised while it runs a ``__del__`` method or a weakref callback: it
+prints "Exception ignored in ..." and carries on. A Ctrl-C that lands there (SQLAlchemy runs such
+callbacks whenever the garbage collector frees its objects) would be lost and the search would run
+to its end. So the handlers also remember the stop, and ``check`` raises it again at a safe point.
+"""
+
+from __future__ import annotations
+
+import signal
+
+_pending: type[KeyboardInterrupt] | None = None
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a scheduler's stop) during a search or evaluation: handled like Ctrl-C, so
+    the MLflow run is closed as interrupted instead of being left running."""
+
+
+def _handler(signum, frame):
+    global _pending
+    _pending = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+    raise _pending
+
+
+def install() -> None:
+    """Handle SIGINT and SIGTERM in this (main) thread: raise the stop, and remember it."""
+    clear()
+    signal.signal(signal.SIGINT, _handler)
+    signal.signal(signal.SIGTERM, _handler)
+
+
+def check() -> None:
+    """Raise a stop whose exception was swallowed; a no-op when none is pending."""
+    global _pending
+    if _pending is not None:
+        stop, _pending = _pending, None
+        raise stop
+
+
+def clear() -> None:
+    """Forget a pending stop (it has been handled)."""
+    global _pending
+    _pending = None
