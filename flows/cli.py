@@ -532,7 +532,6 @@ def _finish_sweep(cfgs: list[dict], jobs: list[list[str]]) -> None:
 
 def _stopped(stop: KeyboardInterrupt) -> int:
     """Say how the command was stopped; its exit code (128 + the signal)."""
-    stops.clear()
     term = isinstance(stop, stops.Terminated)
     print("terminated" if term else "interrupted", file=sys.stderr)
     return 143 if term else 130

@@ -26,7 +26,8 @@ def _handler(signum, frame):
 
 def install() -> None:
     """Handle SIGINT and SIGTERM in this (main) thread: raise the stop, and remember it."""
-    clear()
+    global _pending
+    _pending = None
     signal.signal(signal.SIGINT, _handler)
     signal.signal(signal.SIGTERM, _handler)
 
@@ -37,9 +38,3 @@ def check() -> None:
     if _pending is not None:
         stop, _pending = _pending, None
         raise stop
-
-
-def clear() -> None:
-    """Forget a pending stop (it has been handled)."""
-    global _pending
-    _pending = None

@@ -247,24 +247,29 @@ def test_a_ctrl_c_that_a_library_replaced_with_its_own_error_is_still_a_stop():
     assert isinstance(interruption(SystemExit(143)), SystemExit)
 
 
-def test_a_ctrl_c_swallowed_by_python_is_raised_at_the_next_check():
+@pytest.fixture
+def stop_handlers(monkeypatch):
+    """The search's SIGINT / SIGTERM handlers, restored afterwards; the exceptions Python swallowed."""
+    from flows import stops
+
+    seen = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: seen.append(u.exc_type))
+    stops.install()
+    yield seen
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def test_a_ctrl_c_swallowed_by_python_is_raised_at_the_next_check(stop_handlers):
     """Python ignores what a ``__del__`` method raises, a KeyboardInterrupt too: the handlers remember
     the stop, and ``stops.check`` raises it."""
     from flows import stops
 
-    seen = []
-    stops.install()
-    hook, sys.unraisablehook = sys.unraisablehook, lambda u: seen.append(u.exc_type)
-    try:
-        _swallowed_ctrl_c()
-        assert seen == [KeyboardInterrupt]  # it was swallowed ...
-        with pytest.raises(KeyboardInterrupt):
-            stops.check()  # ... and is raised here, once
-        stops.check()
-    finally:
-        sys.unraisablehook = hook
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _swallowed_ctrl_c()
+    assert stop_handlers == [KeyboardInterrupt]  # it was swallowed ...
+    with pytest.raises(KeyboardInterrupt):
+        stops.check()  # ... and is raised here, once
+    stops.check()
 
 
 class _SendsCtrlC:
@@ -280,18 +285,15 @@ def _swallowed_ctrl_c() -> None:
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
-def test_a_search_whose_ctrl_c_was_swallowed_stops_after_that_round(tmp_path, monkeypatch):
+def test_a_search_whose_ctrl_c_was_swallowed_stops_after_that_round(tmp_path, monkeypatch, stop_handlers):
     """The CI failure of 2026-12-01: a Ctrl-C landed in a SQLAlchemy weakref callback, Python ignored
     it, and the search ran to its end. Now the search stops at the end of that round, closed as
     interrupted."""
-    from flows import stops
     from flows.build import build
     from flows.config import compose
     from flows.search import run_search
 
     monkeypatch.chdir(tmp_path)
-    seen = []
-    monkeypatch.setattr(sys, "unraisablehook", lambda u: seen.append(u.exc_type))
     lines = []
 
     def progress(line):
@@ -299,14 +301,9 @@ def test_a_search_whose_ctrl_c_was_swallowed_stops_after_that_round(tmp_path, mo
         if line.startswith("round 1:"):
             _swallowed_ctrl_c()
 
-    stops.install()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            run_search(build(compose([*ARGS[1:], "data.train_size=20"])), progress)
-    finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    assert seen == [KeyboardInterrupt]
+    with pytest.raises(KeyboardInterrupt):
+        run_search(build(compose([*ARGS[1:], "data.train_size=20"])), progress)
+    assert stop_handlers == [KeyboardInterrupt]
     assert not any(x.startswith("round 2:") for x in lines)
     assert any("closed as interrupted" in x for x in lines)
     (run,) = _runs(tmp_path).values()
