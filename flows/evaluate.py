@@ -19,6 +19,7 @@ from components.archive import Archive, trial_metrics
 from components.cost import flops_to_units
 from components.parsers import PARSERS
 from components.pipeline import TrialResult
+from flows import stops
 from flows.prepare import Plan, prepare_evaluate, prepare_run
 from flows.runs import experiment_name
 from tasks.round import fuse, generate_samples, score
@@ -47,6 +48,7 @@ def apply_allocation(plan: Plan) -> Applied:
     for i, stage in enumerate(ctx.task.stages):
         generate_samples(quote(env), quote(rnd), i, stage.name)
         fuse(quote(env), quote(rnd), i, stage.name)
+        stops.check()  # a Ctrl-C that Python swallowed during the stage stops here, before the next one
     (r,) = score(quote(env), quote(rnd))
     parse = PARSERS[ctx.task.stages[-1].parser]
     n_stages = len(ctx.task.stages)
@@ -104,6 +106,7 @@ def log_evaluation(applied: Applied) -> str:
         metrics["feasible"] = float(ctx.space.is_feasible(plan.allocation))
         if plan.search and plan.search.best_score is not None:
             metrics["search_train_score"] = plan.search.best_score
+        stops.check()  # swallowed while logging: the run is closed as interrupted, not finished
         archive.finish(metrics, {"status": "finished"})
         if plan.search and plan.split == "test":
             # next to the search: its run shows the held-out score and where it came from

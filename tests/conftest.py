@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 import linecache
 import os
+import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -94,3 +96,35 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=180):
         yield
+
+
+class _SendsCtrlC:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(100_000):  # the handler runs here, inside __del__, where Python ignores what it raises
+            pass
+
+
+class StopHandlers:
+    """The SIGINT / SIGTERM handlers of search and evaluate, installed; what Python swallowed."""
+
+    def __init__(self):
+        self.swallowed: list[type[BaseException]] = []
+
+    @staticmethod
+    def swallow_ctrl_c() -> None:
+        """A Ctrl-C delivered inside a ``__del__`` method, as in SQLAlchemy's weakref callbacks."""
+        _SendsCtrlC()  # collected at once
+
+
+@pytest.fixture
+def stop_handlers(monkeypatch):
+    """``flows.stops`` handlers installed, restored afterwards."""
+    from flows import stops
+
+    handlers = StopHandlers()
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: handlers.swallowed.append(u.exc_type))
+    stops.install()
+    yield handlers
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)

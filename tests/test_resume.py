@@ -247,40 +247,16 @@ def test_a_ctrl_c_that_a_library_replaced_with_its_own_error_is_still_a_stop():
     assert isinstance(interruption(SystemExit(143)), SystemExit)
 
 
-@pytest.fixture
-def stop_handlers(monkeypatch):
-    """The search's SIGINT / SIGTERM handlers, restored afterwards; the exceptions Python swallowed."""
-    from flows import stops
-
-    seen = []
-    monkeypatch.setattr(sys, "unraisablehook", lambda u: seen.append(u.exc_type))
-    stops.install()
-    yield seen
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
 def test_a_ctrl_c_swallowed_by_python_is_raised_at_the_next_check(stop_handlers):
     """Python ignores what a ``__del__`` method raises, a KeyboardInterrupt too: the handlers remember
     the stop, and ``stops.check`` raises it."""
     from flows import stops
 
-    _swallowed_ctrl_c()
-    assert stop_handlers == [KeyboardInterrupt]  # it was swallowed ...
+    stop_handlers.swallow_ctrl_c()
+    assert stop_handlers.swallowed == [KeyboardInterrupt]  # it was swallowed ...
     with pytest.raises(KeyboardInterrupt):
         stops.check()  # ... and is raised here, once
     stops.check()
-
-
-class _SendsCtrlC:
-    def __del__(self):
-        os.kill(os.getpid(), signal.SIGINT)
-        for _ in range(100_000):  # the handler runs here, inside __del__, where Python ignores what it raises
-            pass
-
-
-def _swallowed_ctrl_c() -> None:
-    _SendsCtrlC()  # collected at once
 
 
 @pytest.mark.slow
@@ -299,11 +275,11 @@ def test_a_search_whose_ctrl_c_was_swallowed_stops_after_that_round(tmp_path, mo
     def progress(line):
         lines.append(line)
         if line.startswith("round 1:"):
-            _swallowed_ctrl_c()
+            stop_handlers.swallow_ctrl_c()
 
     with pytest.raises(KeyboardInterrupt):
         run_search(build(compose([*ARGS[1:], "data.train_size=20"])), progress)
-    assert stop_handlers == [KeyboardInterrupt]
+    assert stop_handlers.swallowed == [KeyboardInterrupt]
     assert not any(x.startswith("round 2:") for x in lines)
     assert any("closed as interrupted" in x for x in lines)
     (run,) = _runs(tmp_path).values()

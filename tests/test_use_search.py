@@ -84,6 +84,42 @@ def test_evaluate_explicit_allocation_on_the_train_split(searched, monkeypatch):
     )
 
 
+@pytest.mark.parametrize("where", ["stage", "logging"])
+def test_evaluate_whose_ctrl_c_was_swallowed_stops_and_logs_no_finished_run(
+    searched, monkeypatch, capsys, stop_handlers, where
+):
+    """A Ctrl-C that Python swallowed (raised in a ``__del__`` or weakref callback) stops an
+    evaluation after the stage it landed in, or before its run is closed: exit 130, no FINISHED run."""
+    import flows.evaluate
+    from components.archive import Archive
+
+    d, client, search = searched
+    monkeypatch.chdir(d)
+    before = len(evaluate_runs(client, search))
+    if where == "stage":
+        generate = flows.evaluate.generate_samples
+
+        def generate_then_ctrl_c(*args):
+            generate(*args)
+            stop_handlers.swallow_ctrl_c()
+
+        monkeypatch.setattr(flows.evaluate, "generate_samples", generate_then_ctrl_c)
+    else:
+        log_text = Archive.log_text
+
+        def log_then_ctrl_c(self, *args):
+            log_text(self, *args)
+            stop_handlers.swallow_ctrl_c()
+
+        monkeypatch.setattr(Archive, "log_text", log_then_ctrl_c)
+    assert main(["evaluate", "allocation=best", "split=test", *DATA]) == 130
+    assert stop_handlers.swallowed and set(stop_handlers.swallowed) == {KeyboardInterrupt}
+    assert "interrupted" in capsys.readouterr().err
+    runs = evaluate_runs(client, search)
+    assert all(r.info.status != "FINISHED" for r in runs[: len(runs) - before])  # newest first
+    assert len(runs) == before + (where == "logging")
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
