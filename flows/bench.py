@@ -363,14 +363,18 @@ def plot(results: list[dict], out: Path) -> list[Path]:
                 ]
             else:
                 ys = [np.array(pad(c["curve"])) for c in curves]
-            ax.plot(range(1, length + 1), np.median(ys, axis=0), label=name)
+            x = range(1, length + 1)
+            (line,) = ax.plot(x, np.median(ys, axis=0), label=name)
+            if len(ys) >= 4:  # the spread over seeds: a median alone hides how often a searcher is unlucky
+                lo, hi = np.percentile(ys, [25, 75], axis=0)
+                ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.12, lw=0)
         if has_oracle:
             ax.axhline(0, ls="--", c="k", label="oracle")
             ax.axhline(-1, ls=":", c="grey", label="one question")
         ax.set(
             xlabel="trial",
             ylabel="best so far − oracle (questions)" if has_oracle else "best train score so far",
-            title=f"{s} (simulated; median over seeds)",
+            title=f"{s} (simulated; median over seeds, band 25-75%)",
         )
         ax.legend(loc="lower right", fontsize=8)
         f = out / f"best_so_far_{s}.png"
