@@ -312,19 +312,53 @@ def report(jobs: list[dict], results: list[dict], a: argparse.Namespace) -> None
     )
 
 
+def _neighbours_near(job: dict, steps=(1, 3)) -> list[tuple[int, int]]:
+    """Per step: of the count neighbours (one stage's samples +-step) of the grid's allocations exactly
+    two questions below the oracle, how many are near, and how many there are."""
+    g = np.load(job["grid"])
+    v, n = g["scores"], int(g["n"])
+    table = {tuple(tuple(p.split("=", 1)) for p in str(k).split()): x for k, x in zip(g["keys"], v)}
+    near, two = v.max() - 1 / n - 1e-9, v.max() - 2 / n
+    out = [[0, 0] for _ in steps]
+    for key, x in table.items():
+        if abs(x - two) > 1e-9:
+            continue
+        for i, (stage, choice) in enumerate(key):
+            model, count = choice.rsplit(":", 1)
+            for j, step in enumerate(steps):
+                for c in (int(count) - step, int(count) + step):
+                    y = table.get(key[:i] + ((stage, f"{model}:{c}"),) + key[i + 1 :])
+                    if y is not None:
+                        out[j][0] += y >= near
+                        out[j][1] += 1
+    return [tuple(o) for o in out]
+
+
 def plateau(jobs: list[dict]) -> None:
     """How much of each grid's top is "near": the median count of allocations within one question of
     the oracle, within three, and the share of the second that is the first. On a plateau the score
     moves by a question or two from one allocation to the next, so reaching near once the plateau is
-    found is a matter of covering it."""
-    print("scenario     near  within 3 questions  share   (medians over the seeds' grids)")
+    found is a matter of covering it. Pooled over the seeds: that share, and how often a count
+    neighbour (one stage's samples +-1, +-3) of an allocation two questions below the oracle is near;
+    below the share, a step next to a good-but-not-near trial does worse than a random allocation of
+    the plateau."""
+    print("medians over the seeds' grids, then pooled over them: the share, and the near rate next to -2")
+    print("scenario     near  within 3  share | pooled share  +-1   +-3")
     for s in dict.fromkeys(j["scenario"] for j in jobs):
-        rows = []
+        rows, nb, pooled = [], [[0, 0], [0, 0]], [0, 0]
         for j in (j for j in jobs if j["scenario"] == s):
             near, top3 = _grid_top(j)
             rows.append((near, top3, near / top3))
+            pooled[0] += near
+            pooled[1] += top3
+            for acc, (hit, tot) in zip(nb, _neighbours_near(j), strict=True):
+                acc[0] += hit
+                acc[1] += tot
         med = [statistics.median(r[i] for r in rows) for i in range(3)]
-        print(f"{s:12s} {med[0]:5.0f} {med[1]:19.0f} {med[2]:6.2f}")
+        rate = [f"{h / t:.2f}" if t else "-" for h, t in nb]
+        print(
+            f"{s:12s} {med[0]:5.0f} {med[1]:9.0f} {med[2]:6.2f} | {pooled[0] / pooled[1]:12.2f} {rate[0]:>4s} {rate[1]:>5s}"
+        )
 
 
 def main() -> None:
