@@ -50,6 +50,21 @@ def test_tune_agent_phases_split_a_run_at_its_first_near_trial():
     assert phases([0.5, 0.6], oracle, n) == {"first_close": None, "close": 0, "near": 0, "off_after": 0}
 
 
+def test_tune_agent_counts_near_neighbours_of_allocations_two_questions_below_the_oracle(tmp_path):
+    import numpy as np
+
+    near_of = runpy.run_path(str(ROOT / "scripts" / "tune_agent.py"))["_neighbours_near"]
+    n = 50  # one question = 0.02; the oracle 0.80, near >= 0.78, two below = 0.76
+    scores = {1: 0.70, 2: 0.76, 3: 0.78, 4: 0.70, 5: 0.76, 6: 0.80, 7: 0.60}
+    keys = [f"r=A:1 qa=B:{c}" for c in scores] + ["r=A:2 qa=B:2", "r=C:1 qa=B:2"]
+    values = [*scores.values(), 0.80, 0.50]
+    grid = tmp_path / "g.npz"
+    np.savez(grid, keys=keys, scores=values, n=n)
+    # at -2: qa=B:2 (neighbours qa 1, 3; r=A:2 is near, r=C:1 is another model, not a count neighbour)
+    # and qa=B:5 (neighbours qa 4, 6); +-1: qa 3, r=A:2 and qa 6 near of 5; +-3: qa 5, 2, 8 (absent)
+    assert near_of({"grid": str(grid)}) == [(3, 5), (0, 2)]
+
+
 @pytest.mark.slow
 def test_heldout_scenarios_are_valid_reproducible_and_small_enough(tmp_path):
     from components.scenario import load_scenario
