@@ -44,6 +44,7 @@ from components.errors import ConfigError
 from components.oracle import grid_scores
 from components.pipeline import TrialResult
 from components.simulator import SIM_VERSION
+from components.space import Allocation
 from flows.bench import _show_trials, _trials_or_cap, job_overrides, passthrough, public_scenarios, task_for
 from flows.build import build, make_searcher
 from flows.cli import compose
@@ -317,17 +318,16 @@ def _neighbours_near(job: dict, steps=(1, 3)) -> list[tuple[int, int]]:
     two questions below the oracle, how many are near, and how many there are."""
     g = np.load(job["grid"])
     v, n = g["scores"], int(g["n"])
-    table = {tuple(tuple(p.split("=", 1)) for p in str(k).split()): x for k, x in zip(g["keys"], v)}
+    table = {Allocation.parse(str(k)): x for k, x in zip(g["keys"], v)}
     near, two = v.max() - 1 / n - 1e-9, v.max() - 2 / n
     out = [[0, 0] for _ in steps]
-    for key, x in table.items():
+    for a, x in table.items():
         if abs(x - two) > 1e-9:
             continue
-        for i, (stage, choice) in enumerate(key):
-            model, count = choice.rsplit(":", 1)
+        for stage, _, count in a.choices:
             for j, step in enumerate(steps):
-                for c in (int(count) - step, int(count) + step):
-                    y = table.get(key[:i] + ((stage, f"{model}:{c}"),) + key[i + 1 :])
+                for c in (count - step, count + step):
+                    y = table.get(a.replace(stage, samples=c)) if c >= 1 else None
                     if y is not None:
                         out[j][0] += y >= near
                         out[j][1] += 1
