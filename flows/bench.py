@@ -14,6 +14,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -405,6 +406,32 @@ def _data_files(job: dict) -> list[str]:
     return [o.split("=", 1)[1] for o in job["overrides"] if _key(o) == "data.path"]
 
 
+def environment() -> dict[str, str]:
+    """What the bench's numbers may depend on beyond code and config: versions, CPU, MKL's code path.
+
+    GP's numbers depend on MKL's code path (``pin_mkl_branch``); the others are exact on any CPU.
+    """
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    env = {"python": platform.python_version()}
+    for pkg in ("numpy", "optuna", "torch"):
+        try:
+            env[pkg] = version(pkg)
+        except PackageNotFoundError:
+            env[pkg] = "absent"
+    env["MKL_CBWR"] = os.environ.get("MKL_CBWR", "unset")
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(
+            line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").open() if line.startswith("model name")
+        )
+    except (OSError, StopIteration):
+        pass
+    env["cpu"] = f"{cpu} ({os.cpu_count()} cores)"
+    return env
+
+
 def _names(v) -> list[str]:
     """``searchers=optuna_tpe`` as well as ``searchers=[optuna_tpe,random]`` (a bare string is one name,
     not its letters)."""
@@ -498,9 +525,13 @@ def run_bench(cfg: dict, progress=print) -> Path:
         w = csv.DictWriter(fh, fieldnames=cols)
         w.writeheader()
         w.writerows(rows)
+    env = environment()
     summary = (
         summarize(rows, trials)
         + f"\nWall time: {wall:.0f} s for {len(rows)} searches on {workers} processes (`{cfg.get('command_line', 'agenttts bench')}`).\n"
+        + "\nEnvironment: "
+        + ", ".join(f"{k} {v}" if k != "MKL_CBWR" else f"MKL_CBWR={v}" for k, v in env.items())
+        + ".\n"
     )
     (out / "summary.md").write_text(summary)
     pngs = plot(results, out)
@@ -509,7 +540,7 @@ def run_bench(cfg: dict, progress=print) -> Path:
     archive.start_search(
         f"bench {len(scenarios)} scenarios x {len(searchers)} searchers x {seeds} seeds (simulated)",
         {"scenarios": ",".join(scenarios), "searchers": ",".join(searchers), "seeds": seeds, "trials": trials},
-        {"kind": "bench", "simulated": "true", "status": "running"},
+        {"kind": "bench", "simulated": "true", "status": "running", **{f"env.{k}": v for k, v in env.items()}},
     )
     parent = archive.parent_id
     for r in results:
@@ -553,4 +584,4 @@ def run_bench(cfg: dict, progress=print) -> Path:
     return out
 
 
-__all__ = ["LLM_FREE", "public_scenarios", "run_bench", "summarize", "task_for"]
+__all__ = ["LLM_FREE", "environment", "public_scenarios", "run_bench", "summarize", "task_for"]

@@ -1,6 +1,7 @@
 """`agenttts bench`: the table, summary, plots and archive; oracle skipping; bad names."""
 
 import csv
+import re
 
 import pytest
 
@@ -103,7 +104,13 @@ def test_bench_end_to_end_on_an_outside_scenario(tmp_path, tiny_dir, monkeypatch
         assert r["test_score"] != "" and int(r["tokens_generated"]) > 0
     # every searcher started from the same shared design: its trial count, one per distinct probe
     assert len({r["initial_trials"] for r in rows}) == 1 and int(rows[0]["initial_trials"]) >= 2
-    assert (out / "summary.md").read_text().startswith("All numbers are SIMULATED")
+    summary = (out / "summary.md").read_text()
+    assert summary.startswith("All numbers are SIMULATED")
+    # what GP's numbers depend on beyond code and config is recorded with them
+    env = re.search(
+        r"^Environment: python [\d.]+, numpy [\d.]+, optuna [\d.]+, torch \S+, MKL_CBWR=\w+, cpu .+\.$", summary, re.M
+    )
+    assert env, summary[-400:]
     assert (out / "best_so_far_tiny.png").read_bytes()[:4] == b"\x89PNG"
     from mlflow.tracking import MlflowClient
 
@@ -111,6 +118,8 @@ def test_bench_end_to_end_on_an_outside_scenario(tmp_path, tiny_dir, monkeypatch
     exp = client.get_experiment_by_name("agenttts-bench")
     runs = client.search_runs([exp.experiment_id])
     assert sum(r.data.tags.get("kind") == "bench-search" for r in runs) == 4
+    (parent,) = [r for r in runs if r.data.tags.get("kind") == "bench"]
+    assert parent.data.tags["env.optuna"] and parent.data.tags["env.cpu"] in env.group(0)
     # a second run reuses the cached oracle and skips it when the space is too large
     assert main([*argv, "bench.oracle_max_space=10"]) == 0
     assert "no grid oracle" in capsys.readouterr().out

@@ -236,3 +236,44 @@ def test_a_sampler_stuck_on_known_allocations_falls_back_to_random_unseen_ones()
     assert s.counts["duplicate_asked"] < 10 * s.counts["random_fallback"], s.counts
     with pytest.raises(ConfigError, match="random_after must be an integer >= 0, got -1"):
         TPESearcher(random_after=-1)
+
+
+def _fresh_python(code: str, stderr: list | None = None, **env) -> str:
+    """Run ``code`` in a fresh interpreter (torch not yet loaded) with MKL_CBWR taken from ``env`` only;
+    returns its stdout (and appends its stderr to ``stderr``)."""
+    import os
+    import subprocess
+    import sys
+
+    environ = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"} | env
+    done = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True, text=True, check=True)
+    if stderr is not None:
+        stderr.append(done.stderr)
+    return done.stdout.strip()
+
+
+# the MKL branch torch's MKL actually uses (1 = automatic, per CPU), via MKL's exported service call
+MKL_BRANCH = """
+import ctypes, os, torch
+lib = ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so"))
+get = getattr(lib, "mkl_serv_cbwr_get", None)
+print("branch", "n/a" if get is None else get(-1))
+"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="optuna_gp needs torch")
+def test_gp_pins_mkl_to_one_code_path_before_torch_loads():
+    """GP's numbers differed between an AVX-512 Xeon and an AMD EPYC until MKL_CBWR=COMPATIBLE."""
+    build_then_load = "from components.searchers.optuna_search import GPSearcher\ns = GPSearcher(seed=0)\n"
+    out = _fresh_python(build_then_load + "print(s.mkl_cbwr, __import__('os').environ['MKL_CBWR'])" + MKL_BRANCH)
+    pinned, branch = out.splitlines()
+    assert pinned == "COMPATIBLE COMPATIBLE"
+    unpinned = _fresh_python(MKL_BRANCH)
+    if "n/a" not in branch + unpinned:  # the wheel exports MKL's service call: the pin reached MKL
+        assert unpinned == "branch 1" and branch != "branch 1"
+    # a user's own choice wins
+    assert _fresh_python(build_then_load + "print(s.mkl_cbwr)", MKL_CBWR="AVX2") == "AVX2"
+    # torch loaded first: too late to pin, so it says so instead of claiming it
+    err = []
+    late = _fresh_python("import logging, torch\nlogging.basicConfig()\n" + build_then_load + "print(s.mkl_cbwr)", err)
+    assert late == "None" and "torch was imported before MKL_CBWR was set" in err[0]

@@ -29,6 +29,8 @@ from __future__ import annotations
 import abc
 import importlib.util
 import logging
+import os
+import sys
 import time
 import warnings
 from collections import Counter
@@ -44,6 +46,7 @@ from components.searchers.base import Proposal
 from components.space import Allocation, SearchSpace
 
 optuna.logging.set_verbosity(logging.WARNING)  # no per-trial INFO lines
+log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning, module=r"optuna(\.|$)")
 
 CONSTRAINT = "budget"
@@ -265,6 +268,28 @@ class TPESearcher(OptunaSearcher):
         return optuna.samplers.TPESampler(seed=self.seed, n_startup_trials=self.n_startup_trials)
 
 
+# Intel MKL (inside the torch CPU wheel) picks its code path per CPU when torch loads it, and GP's
+# kernel fit then differs in the last bits between CPUs, enough to change proposals: on the same
+# commit an AVX-512 Xeon moved chatdev's GP median trials to near from 39 (AMD EPYC) to >50, and
+# MKL_CBWR=COMPATIBLE made the Xeon give the EPYC's numbers seed by seed.
+MKL_CBWR = "COMPATIBLE"
+
+
+def pin_mkl_branch() -> str | None:
+    """Set ``MKL_CBWR=COMPATIBLE`` (unless already set) so GP's numbers are the same on every CPU.
+
+    MKL reads the variable when torch loads it, so this must run before ``import torch``. Returns
+    the value torch's MKL uses, or None when torch was imported before with it unset (too late:
+    results may then differ from another CPU's). Numpy's OpenBLAS and TPE are unaffected.
+    """
+    if "MKL_CBWR" in os.environ:
+        return os.environ["MKL_CBWR"]
+    if "torch" in sys.modules:
+        return None
+    os.environ["MKL_CBWR"] = MKL_CBWR
+    return MKL_CBWR
+
+
 def _lone_cpu_device_context() -> bool:
     """True when torch's function-mode stack is exactly one ``torch.device("cpu")`` context entered
     with no default device set before it: popping it then leaves torch's default (CPU) in force."""
@@ -365,6 +390,12 @@ class GPSearcher(OptunaSearcher):
         if importlib.util.find_spec("torch") is None:
             raise ConfigError("optuna_gp needs torch: pip install '.[gp]'")
         super().__init__(seed, n_startup_trials, max_asks_per_proposal, random_after)
+        self.mkl_cbwr = pin_mkl_branch()
+        if self.mkl_cbwr is None:
+            log.warning(
+                "optuna_gp: torch was imported before MKL_CBWR was set: GP's numbers may differ on another CPU "
+                "(set MKL_CBWR=COMPATIBLE in the environment to pin them)"
+            )
         self.torch_threads = check_int(torch_threads, f"{self.name}: torch_threads", 0)
         self.n_preliminary_samples = check_int(n_preliminary_samples, f"{self.name}: n_preliminary_samples", 1, True)
         self.n_local_search = check_int(n_local_search, f"{self.name}: n_local_search", 1, True)
