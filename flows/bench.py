@@ -10,10 +10,12 @@ Everything here runs on the simulator: every number is SIMULATED.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
 import json
+import multiprocessing
 import os
 import statistics
 import time
@@ -406,10 +408,34 @@ def _data_files(job: dict) -> list[str]:
     return [o.split("=", 1)[1] for o in job["overrides"] if _key(o) == "data.path"]
 
 
-def environment() -> dict[str, str]:
-    """What the bench's numbers may depend on beyond code and config: versions, CPU, MKL's code path.
+@contextlib.contextmanager
+def worker_pool(workers: int):
+    """A process pool whose workers start afresh with GP's BLAS code paths pinned (``pinned_blas``),
+    so a bench gives the same numbers on any CPU. The pins stay in this process's environment while
+    the pool lives (workers start on demand; this process's own libraries are loaded already)."""
+    from components.searchers.optuna_search import pinned_blas
 
-    GP's numbers depend on MKL's code path (``pin_mkl_branch``); the others are exact on any CPU.
+    pins = pinned_blas()
+    saved = {k: os.environ.get(k) for k in pins}
+    os.environ.update(pins)
+    try:
+        # spawn, not fork: the BLAS libraries read the variables when they load, and a forked worker
+        # would inherit this process's, loaded long before
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            yield pool
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def environment() -> dict[str, str]:
+    """What the bench's numbers may depend on beyond code and config: versions, BLAS pins, CPU.
+
+    GP's numbers depend on the BLAS code paths, pinned in the workers (``worker_pool``), so the bench
+    asks a worker; the other searchers' numbers are exact on any CPU.
     """
     import platform
     from importlib.metadata import PackageNotFoundError, version
@@ -420,7 +446,17 @@ def environment() -> dict[str, str]:
             env[pkg] = version(pkg)
         except PackageNotFoundError:
             env[pkg] = "absent"
-    env["MKL_CBWR"] = os.environ.get("MKL_CBWR", "unset")
+    from components.searchers.optuna_search import pinned_blas
+
+    env |= pinned_blas()
+    try:  # the kernels OpenBLAS actually loaded (numpy's, and scipy's once GP has run)
+        import numpy  # noqa: F401
+        from threadpoolctl import threadpool_info
+
+        arch = sorted({i.get("architecture") or "?" for i in threadpool_info() if i["internal_api"] == "openblas"})
+        env["openblas"] = "/".join(arch) or "none loaded"
+    except ImportError:
+        pass
     cpu = platform.processor() or platform.machine()
     try:
         cpu = next(
@@ -503,7 +539,7 @@ def run_bench(cfg: dict, progress=print) -> Path:
     if resume:
         progress(f"  resume: {len(done)} of {len(jobs)} jobs finished earlier with this code and config, reused")
     try:
-        with ProcessPoolExecutor(workers) as pool:
+        with worker_pool(workers) as pool:
             futures = {pool.submit(_job, j): i for i, j in enumerate(jobs) if i not in done}
             for n, f in enumerate(as_completed(futures), len(done) + 1):
                 done[futures[f]] = chunk = f.result()
@@ -511,6 +547,7 @@ def run_bench(cfg: dict, progress=print) -> Path:
                 _write_atomic(out / ".jobs" / f"{jobs[futures[f]]['job_key']}.json", json.dumps(chunk))
                 if n % max(1, len(jobs) // 10) == 0 or n == len(jobs):
                     progress(f"  {n}/{len(jobs)} jobs done, {time.perf_counter() - t:.0f} s")
+            env = pool.submit(environment).result()
     except KeyboardInterrupt:
         progress(
             f"  {len(done)} of {len(jobs)} jobs kept in {out / '.jobs'}; "
@@ -525,12 +562,11 @@ def run_bench(cfg: dict, progress=print) -> Path:
         w = csv.DictWriter(fh, fieldnames=cols)
         w.writeheader()
         w.writerows(rows)
-    env = environment()
     summary = (
         summarize(rows, trials)
         + f"\nWall time: {wall:.0f} s for {len(rows)} searches on {workers} processes (`{cfg.get('command_line', 'agenttts bench')}`).\n"
         + "\nEnvironment: "
-        + ", ".join(f"{k} {v}" if k != "MKL_CBWR" else f"MKL_CBWR={v}" for k, v in env.items())
+        + ", ".join(f"{k}={v}" if k.isupper() else f"{k} {v}" for k, v in env.items())
         + ".\n"
     )
     (out / "summary.md").write_text(summary)

@@ -33,7 +33,6 @@ import hashlib
 import json
 import statistics
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +44,15 @@ from components.oracle import grid_scores
 from components.pipeline import TrialResult
 from components.simulator import SIM_VERSION
 from components.space import Allocation
-from flows.bench import _show_trials, _trials_or_cap, job_overrides, passthrough, public_scenarios, task_for
+from flows.bench import (
+    _show_trials,
+    _trials_or_cap,
+    job_overrides,
+    passthrough,
+    public_scenarios,
+    task_for,
+    worker_pool,
+)
 from flows.build import build, make_searcher
 from flows.cli import compose
 
@@ -391,7 +398,7 @@ def main() -> None:
     if not jobs:
         raise SystemExit("no scenario to run")
     Path(a.cache).mkdir(parents=True, exist_ok=True)
-    with ProcessPoolExecutor(a.jobs) as pool:
+    with worker_pool(a.jobs) as pool:  # as the bench: GP's BLAS code paths pinned
         missing = [j for j in jobs if not Path(j["grid"]).exists()]
         t = time.perf_counter()
         list(pool.map(_grid, missing))

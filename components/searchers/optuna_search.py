@@ -30,6 +30,7 @@ import abc
 import importlib.util
 import logging
 import os
+import platform
 import sys
 import time
 import warnings
@@ -268,19 +269,31 @@ class TPESearcher(OptunaSearcher):
         return optuna.samplers.TPESampler(seed=self.seed, n_startup_trials=self.n_startup_trials)
 
 
-# Intel MKL (inside the torch CPU wheel) picks its code path per CPU when torch loads it, and GP's
-# kernel fit then differs in the last bits between CPUs, enough to change proposals: on the same
-# commit an AVX-512 Xeon moved chatdev's GP median trials to near from 39 (AMD EPYC) to >50, and
-# MKL_CBWR=COMPATIBLE made the Xeon give the EPYC's numbers seed by seed.
+# GP's numbers depend in the last bits on which BLAS code path the CPU gets: Intel MKL's (inside the
+# torch CPU wheel) when the GP is fitted, OpenBLAS's (numpy's and scipy's) in the kernel fit's
+# optimizer. Enough to change proposals: an AVX-512 Xeon moved chatdev's GP median trials to near
+# from 39 (AMD EPYC) to >50 until MKL_CBWR=COMPATIBLE, and on one EPYC OPENBLAS_CORETYPE=Haswell
+# instead of its own SkylakeX moved taskbench's from 41.5 to 43.5. Both libraries read the variables
+# when they load, so only a process started with them set is pinned (the bench's workers are).
 MKL_CBWR = "COMPATIBLE"
+OPENBLAS_CORETYPE = "Nehalem"  # SSE4.2 kernels, the oldest this OpenBLAS names: any x86-64 CPU of 2009 on
+
+
+def pinned_blas() -> dict[str, str]:
+    """The environment that pins GP's BLAS code paths, keeping any value the user set."""
+    pins = {"MKL_CBWR": MKL_CBWR}
+    if platform.machine().lower() in ("x86_64", "amd64"):  # the coretype names are per architecture
+        pins["OPENBLAS_CORETYPE"] = OPENBLAS_CORETYPE
+    return {k: os.environ.get(k, v) for k, v in pins.items()}
 
 
 def pin_mkl_branch() -> str | None:
-    """Set ``MKL_CBWR=COMPATIBLE`` (unless already set) so GP's numbers are the same on every CPU.
+    """Set ``MKL_CBWR=COMPATIBLE`` (unless already set) so GP's torch part is the same on every CPU.
 
     MKL reads the variable when torch loads it, so this must run before ``import torch``. Returns
     the value torch's MKL uses, or None when torch was imported before with it unset (too late:
-    results may then differ from another CPU's). Numpy's OpenBLAS and TPE are unaffected.
+    results may then differ from another CPU's). OpenBLAS is loaded with numpy, before any
+    searcher exists: only a new process started with ``pinned_blas()`` pins it.
     """
     if "MKL_CBWR" in os.environ:
         return os.environ["MKL_CBWR"]
