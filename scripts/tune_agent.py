@@ -6,7 +6,8 @@
 
 Per (scenario, seed) the score of every allocation of the grid is computed once with the grid oracle
 (``components.oracle.grid_scores``, tested equal to ``Environment.evaluate``) and cached on disk; the
-searchers then run through the bench's own ``run_search`` against a lookup of those scores. The
+searchers then run through the bench's own ``run_search`` against a lookup of those scores, in
+workers started as the bench's are (``flows.bench.worker_pool``: GP's BLAS code paths pinned). The
 numbers are exactly those of ``agenttts bench`` for the same seeds (world and data seed both SEED,
 same initial design, batch size and trials-to-near rule), in seconds instead of minutes.
 
@@ -42,6 +43,7 @@ from components.bench import SearchRun, run_search
 from components.errors import ConfigError
 from components.oracle import grid_scores
 from components.pipeline import TrialResult
+from components.searchers.optuna_search import pinned_blas
 from components.simulator import SIM_VERSION
 from components.space import Allocation
 from flows.bench import (
@@ -175,8 +177,11 @@ def _search(job: dict) -> dict:
     out = {}
     for i, name in enumerate(job["searchers"]):
         cfg = compose([*job["overrides"], f"searcher={name}", f"seed={job['seed']}"])
-        # only the reference is cached: the tuned searcher is the code being edited
-        memo = Path(job["grid"]).with_suffix(f".{name}-{_digest([cfg, job['trials'], job['initial_design']])}.json")
+        # only the reference is cached: the tuned searcher is the code being edited; GP's results also
+        # depend on the BLAS code paths (pinned_blas), so a pin changed is a new entry
+        memo = Path(job["grid"]).with_suffix(
+            f".{name}-{_digest([cfg, job['trials'], job['initial_design'], pinned_blas()])}.json"
+        )
         if i and memo.exists():
             out[name] = json.loads(memo.read_text())
             continue
