@@ -440,14 +440,14 @@ def environment() -> dict[str, str]:
     import platform
     from importlib.metadata import PackageNotFoundError, version
 
+    from components.searchers.optuna_search import pinned_blas
+
     env = {"python": platform.python_version()}
     for pkg in ("numpy", "optuna", "torch"):
         try:
             env[pkg] = version(pkg)
         except PackageNotFoundError:
             env[pkg] = "absent"
-    from components.searchers.optuna_search import pinned_blas
-
     env |= pinned_blas()
     try:  # the kernels OpenBLAS actually loaded (numpy's, and scipy's once GP has run)
         import numpy  # noqa: F401

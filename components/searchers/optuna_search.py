@@ -295,12 +295,9 @@ def pin_mkl_branch() -> str | None:
     results may then differ from another CPU's). OpenBLAS is loaded with numpy, before any
     searcher exists: only a new process started with ``pinned_blas()`` pins it.
     """
-    if "MKL_CBWR" in os.environ:
-        return os.environ["MKL_CBWR"]
-    if "torch" in sys.modules:
+    if "torch" in sys.modules and "MKL_CBWR" not in os.environ:
         return None
-    os.environ["MKL_CBWR"] = MKL_CBWR
-    return MKL_CBWR
+    return os.environ.setdefault("MKL_CBWR", MKL_CBWR)
 
 
 def _lone_cpu_device_context() -> bool:
