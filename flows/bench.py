@@ -409,14 +409,22 @@ def _data_files(job: dict) -> list[str]:
 
 
 @contextlib.contextmanager
-def worker_pool(workers: int):
+def worker_pool(workers: int, keep_environment: bool = False, progress=print):
     """A process pool whose workers start afresh with GP's BLAS code paths pinned (``pinned_blas``),
-    so a bench gives the same numbers on any CPU. The pins stay in this process's environment while
-    the pool lives (workers start on demand; this process's own libraries are loaded already)."""
+    so a bench gives the same numbers on any CPU and machine. The pins replace values set in the
+    environment (a machine image may set ``OPENBLAS_CORETYPE``), unless ``keep_environment``. They
+    stay in this process's environment while the pool lives (workers start on demand; this process's
+    own libraries are loaded already)."""
     from components.searchers.optuna_search import pinned_blas
 
-    pins = pinned_blas()
+    pins = pinned_blas(keep_environment)
     saved = {k: os.environ.get(k) for k in pins}
+    for k, v in pins.items():
+        if saved[k] not in (None, v):
+            progress(
+                f"  {k}={saved[k]} in the environment replaced by {v} in the workers, so GP's numbers "
+                "match other machines' (bench.blas_pins=false keeps it)"
+            )
     os.environ.update(pins)
     try:
         # spawn, not fork: the BLAS libraries read the variables when they load, and a forked worker
@@ -448,7 +456,7 @@ def environment() -> dict[str, str]:
             env[pkg] = version(pkg)
         except PackageNotFoundError:
             env[pkg] = "absent"
-    env |= pinned_blas()
+    env |= {k: os.environ.get(k, "unset") for k in pinned_blas()}  # as this worker started
     try:  # the kernels OpenBLAS actually loaded (numpy's, and scipy's once GP has run)
         import numpy  # noqa: F401
         from threadpoolctl import threadpool_info
@@ -491,6 +499,7 @@ def run_bench(cfg: dict, progress=print) -> Path:
             raise UnknownNameError.among("searcher", n, sorted(SEARCHERS))
     extra = passthrough(cfg.get("cli_overrides", []))
     resume = check_bool(b.get("resume", False), "bench.resume")
+    keep_blas_env = not check_bool(b.get("blas_pins", True), "bench.blas_pins")
     code = code_digest()
     jobs = []
     for s in scenarios:
@@ -539,7 +548,7 @@ def run_bench(cfg: dict, progress=print) -> Path:
     if resume:
         progress(f"  resume: {len(done)} of {len(jobs)} jobs finished earlier with this code and config, reused")
     try:
-        with worker_pool(workers) as pool:
+        with worker_pool(workers, keep_environment=keep_blas_env, progress=progress) as pool:
             futures = {pool.submit(_job, j): i for i, j in enumerate(jobs) if i not in done}
             for n, f in enumerate(as_completed(futures), len(done) + 1):
                 done[futures[f]] = chunk = f.result()

@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -40,7 +41,7 @@ import numpy as np
 
 from components.bank import SampleBank
 from components.bench import SearchRun, run_search
-from components.errors import ConfigError
+from components.errors import ConfigError, check_bool
 from components.oracle import grid_scores
 from components.pipeline import TrialResult
 from components.searchers.optuna_search import pinned_blas
@@ -180,7 +181,7 @@ def _search(job: dict) -> dict:
         # only the reference is cached: the tuned searcher is the code being edited; GP's results also
         # depend on the BLAS code paths (pinned_blas), so a pin changed is a new entry
         memo = Path(job["grid"]).with_suffix(
-            f".{name}-{_digest([cfg, job['trials'], job['initial_design'], pinned_blas()])}.json"
+            f".{name}-{_digest([cfg, job['trials'], job['initial_design'], {k: os.environ.get(k) for k in pinned_blas()}])}.json"
         )
         if i and memo.exists():
             out[name] = json.loads(memo.read_text())
@@ -403,7 +404,8 @@ def main() -> None:
     if not jobs:
         raise SystemExit("no scenario to run")
     Path(a.cache).mkdir(parents=True, exist_ok=True)
-    with worker_pool(a.jobs) as pool:  # as the bench: GP's BLAS code paths pinned
+    keep_blas_env = not check_bool(compose(a.overrides)["bench"].get("blas_pins", True), "bench.blas_pins")
+    with worker_pool(a.jobs, keep_blas_env) as pool:  # as the bench: GP's BLAS code paths pinned
         missing = [j for j in jobs if not Path(j["grid"]).exists()]
         t = time.perf_counter()
         list(pool.map(_grid, missing))

@@ -137,6 +137,33 @@ def test_bench_end_to_end_on_an_outside_scenario(tmp_path, tiny_dir, monkeypatch
     assert all(r["oracle_train"] == "" and r["trials_to_near"] == "" for r in rows)
 
 
+def _blas_seen() -> tuple[str | None, str | None, str]:
+    """In a worker: the pins' variables as it started, and the OpenBLAS kernels numpy loaded."""
+    import numpy  # noqa: F401
+    from threadpoolctl import threadpool_info
+
+    arch = "/".join(sorted(i.get("architecture") or "?" for i in threadpool_info() if i["internal_api"] == "openblas"))
+    return os.environ.get("MKL_CBWR"), os.environ.get("OPENBLAS_CORETYPE"), arch
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="OpenBLAS core names are per architecture")
+def test_bench_workers_pin_blas_over_the_environment(monkeypatch, capsys):
+    """A machine image that sets OPENBLAS_CORETYPE=Haswell changed GP's chatdev median from >50 to 39:
+    the bench's workers run with the pins unless bench.blas_pins=false."""
+    from flows.bench import worker_pool
+
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    monkeypatch.setenv("MKL_CBWR", "AVX2")
+    with worker_pool(1) as pool:
+        assert pool.submit(_blas_seen).result() == ("COMPATIBLE", "Nehalem", "Nehalem")
+    out = capsys.readouterr().out
+    assert "OPENBLAS_CORETYPE=Haswell in the environment replaced by Nehalem" in out and "MKL_CBWR=AVX2" in out
+    assert os.environ["OPENBLAS_CORETYPE"] == "Haswell" and os.environ["MKL_CBWR"] == "AVX2"  # restored
+    with worker_pool(1, keep_environment=True) as pool:
+        assert pool.submit(_blas_seen).result() == ("AVX2", "Haswell", "Haswell")
+    assert "replaced" not in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -147,6 +174,7 @@ def test_bench_end_to_end_on_an_outside_scenario(tmp_path, tiny_dir, monkeypatch
         # a zero count once fell back to the default 10 seeds and ran the whole bench
         (["bench", "seeds=0"], "seeds must be an integer >= 1, got 0"),
         (["bench", "trials=abc"], "trials must be an integer >= 1, got 'abc'"),
+        (["bench", "bench.blas_pins=maybe"], "bench.blas_pins must be true or false, got 'maybe'"),
     ],
 )
 def test_bench_bad_input(argv, message, tmp_path, monkeypatch, capsys):

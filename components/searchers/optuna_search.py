@@ -279,12 +279,13 @@ MKL_CBWR = "COMPATIBLE"
 OPENBLAS_CORETYPE = "Nehalem"  # SSE4.2 kernels, the oldest this OpenBLAS names: any x86-64 CPU of 2009 on
 
 
-def pinned_blas() -> dict[str, str]:
-    """The environment that pins GP's BLAS code paths, keeping any value the user set."""
+def pinned_blas(keep_environment: bool = False) -> dict[str, str]:
+    """The environment that pins GP's BLAS code paths; with ``keep_environment``, values already set in
+    this process's environment win over the pins."""
     pins = {"MKL_CBWR": MKL_CBWR}
     if platform.machine().lower() in ("x86_64", "amd64"):  # the coretype names are per architecture
         pins["OPENBLAS_CORETYPE"] = OPENBLAS_CORETYPE
-    return {k: os.environ.get(k, v) for k, v in pins.items()}
+    return {k: os.environ.get(k, v) for k, v in pins.items()} if keep_environment else pins
 
 
 def pin_mkl_branch() -> str | None:
