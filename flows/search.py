@@ -196,7 +196,7 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
                             source=t.get("source", ""),
                             repairs="; ".join(t.get("repairs", []))[:4000],
                         )
-                    with stops.deferred():  # a Ctrl-C mid-transaction leaves the database locked
+                    with stops.deferred():  # a Ctrl-C or SIGTERM mid-transaction leaves the database locked
                         archive.log_trial(r, len(history), tags)
             searcher.observe(results)
             if warm is not None and warm_tokens is None and set(warm.allocations) <= seen:

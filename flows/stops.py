@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import threading
 
 _pending: type[KeyboardInterrupt] | None = None
 _deferring = False
@@ -49,13 +50,26 @@ def deferred():
 
     For writes to MLflow's SQLite store: a Ctrl-C inside one of its transactions left the database
     locked, and MLflow logged the failed commit as an ERROR with two tracebacks (about 1 in 8
-    interrupted searches, ``tests/test_resume.py``), although the run was then closed correctly.
+    interrupted searches, ``tests/test_resume.py``), although the run was then closed correctly; a
+    SIGTERM there, raised by Prefect's handler inside a flow run, left closing the run failing too.
     """
     global _deferring
     outer, _deferring = _deferring, True
+    held: list[int] = []
+    foreign = None
+    if not outer and threading.current_thread() is threading.main_thread():
+        # inside a flow run Prefect's own SIGTERM handler replaces ours and raises at once: it is held
+        # here too, then handed back to it (the same SIGTERM landed in a trial's MLflow write in CI)
+        current = signal.getsignal(signal.SIGTERM)
+        if current is not _handler and callable(current):
+            foreign = signal.signal(signal.SIGTERM, lambda signum, frame: held.append(signum))
     try:
         yield
     finally:
         _deferring = outer
+        if foreign is not None:
+            signal.signal(signal.SIGTERM, foreign)
+    if held:
+        signal.raise_signal(signal.SIGTERM)  # now to the handler it was meant for
     if not outer:
         check()

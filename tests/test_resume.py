@@ -274,6 +274,31 @@ def test_a_ctrl_c_inside_a_deferred_block_is_raised_when_the_block_is_done(stop_
     stops.check()  # raised once, not again
 
 
+class _PrefectTerm(Exception):
+    pass
+
+
+def test_a_sigterm_to_another_handler_inside_a_deferred_block_is_raised_when_the_block_is_done(stop_handlers):
+    """Inside a flow run Prefect's SIGTERM handler replaces ours; a SIGTERM in a trial's MLflow write
+    left the database locked, and closing the run failed (CI rehearsal, 2026-12-02). The block holds
+    it too and then hands it to that handler."""
+    from flows import stops
+
+    def prefect_like(signum, frame):
+        raise _PrefectTerm(signum)
+
+    signal.signal(signal.SIGTERM, prefect_like)
+    done = []
+    with pytest.raises(_PrefectTerm):
+        with stops.deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)  # held: nothing raised here
+            done.append("written")
+    assert done == ["written"]
+    assert signal.getsignal(signal.SIGTERM) is prefect_like  # handed back
+    stops.check()  # nothing pending for our own handler
+
+
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
 def test_a_search_whose_ctrl_c_was_swallowed_stops_after_that_round(tmp_path, monkeypatch, stop_handlers):
