@@ -500,6 +500,8 @@ def run_bench(cfg: dict, progress=print) -> Path:
     extra = passthrough(cfg.get("cli_overrides", []))
     resume = check_bool(b.get("resume", False), "bench.resume")
     keep_blas_env = not check_bool(b.get("blas_pins", True), "bench.blas_pins")
+    from components.searchers.optuna_search import pinned_blas
+
     code = code_digest()
     jobs = []
     for s in scenarios:
@@ -520,6 +522,7 @@ def run_bench(cfg: dict, progress=print) -> Path:
                     "searchers": searchers,
                     "trials": trials,
                     "initial_design": bool(b.get("initial_design", True)),
+                    "blas": pinned_blas(keep_blas_env),  # GP's numbers depend on them: part of the job's key
                     "oracle_max_space": int(b.get("oracle_max_space", 200_000)),
                     "cache": str(Path(b.get("out", "bench-out")) / ".oracle-cache"),
                     "key": key,

@@ -209,3 +209,10 @@ def test_an_interrupted_bench_resumes_its_finished_jobs(tmp_path, tiny_dir, monk
     monkeypatch.undo()
     monkeypatch.chdir(tmp_path)
     assert main([*argv, "searchers=[random]"]) == 0 and len(list(jobs.glob("*.json"))) == 2
+    if platform.machine() == "x86_64":  # the BLAS pins GP runs under are part of a job's identity
+        monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+        capsys.readouterr()
+        assert main([*argv, "searchers=[random]", "bench.resume=true"]) == 0  # pinned as before
+        assert "resume: 2 of 2 jobs" in capsys.readouterr().out
+        assert main([*argv, "searchers=[random]", "bench.resume=true", "bench.blas_pins=false"]) == 0
+        assert "resume: 0 of 2 jobs" in capsys.readouterr().out
