@@ -448,7 +448,7 @@ def environment() -> dict[str, str]:
     import platform
     from importlib.metadata import PackageNotFoundError, version
 
-    from components.searchers.optuna_search import pinned_blas
+    from components.searchers.optuna_search import blas_in_force
 
     env = {"python": platform.python_version()}
     for pkg in ("numpy", "optuna", "torch"):
@@ -456,7 +456,7 @@ def environment() -> dict[str, str]:
             env[pkg] = version(pkg)
         except PackageNotFoundError:
             env[pkg] = "absent"
-    env |= {k: os.environ.get(k, "unset") for k in pinned_blas()}  # as this worker started
+    env |= {k: v or "unset" for k, v in blas_in_force().items()}
     try:  # the kernels OpenBLAS actually loaded (numpy's, and scipy's once GP has run)
         import numpy  # noqa: F401
         from threadpoolctl import threadpool_info

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import statistics
 import time
 from pathlib import Path
@@ -44,7 +43,7 @@ from components.bench import SearchRun, run_search
 from components.errors import ConfigError, check_bool
 from components.oracle import grid_scores
 from components.pipeline import TrialResult
-from components.searchers.optuna_search import pinned_blas
+from components.searchers.optuna_search import blas_in_force
 from components.simulator import SIM_VERSION
 from components.space import Allocation
 from flows.bench import (
@@ -179,9 +178,9 @@ def _search(job: dict) -> dict:
     for i, name in enumerate(job["searchers"]):
         cfg = compose([*job["overrides"], f"searcher={name}", f"seed={job['seed']}"])
         # only the reference is cached: the tuned searcher is the code being edited; GP's results also
-        # depend on the BLAS code paths (pinned_blas), so a pin changed is a new entry
+        # depend on the BLAS code paths (blas_in_force), so a pin changed is a new entry
         memo = Path(job["grid"]).with_suffix(
-            f".{name}-{_digest([cfg, job['trials'], job['initial_design'], {k: os.environ.get(k) for k in pinned_blas()}])}.json"
+            f".{name}-{_digest([cfg, job['trials'], job['initial_design'], blas_in_force()])}.json"
         )
         if i and memo.exists():
             out[name] = json.loads(memo.read_text())

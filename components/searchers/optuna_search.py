@@ -288,6 +288,11 @@ def pinned_blas(keep_environment: bool = False) -> dict[str, str]:
     return {k: os.environ.get(k, v) for k, v in pins.items()} if keep_environment else pins
 
 
+def blas_in_force() -> dict[str, str | None]:
+    """The pins' variables as this process's environment has them (a bench worker: as it started)."""
+    return {k: os.environ.get(k) for k in pinned_blas()}
+
+
 def pin_mkl_branch() -> str | None:
     """Set ``MKL_CBWR=COMPATIBLE`` (unless already set) so GP's torch part is the same on every CPU.
 
