@@ -22,7 +22,8 @@ from mlflow.tracking import MlflowClient
 from flows.cli import CONF_DIR
 from tests.chat_server import FreshLLM, trials_answers
 
-ARGS = ["search", "trials=12", "champion.enabled=false"]
+# 20 trials: a signal sent once round 2 is printed must land before the search ends, on a loaded machine too
+ARGS = ["search", "trials=20", "champion.enabled=false"]
 PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
 
 
