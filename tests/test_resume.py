@@ -22,8 +22,10 @@ from mlflow.tracking import MlflowClient
 from flows.cli import CONF_DIR
 from tests.chat_server import FreshLLM, trials_answers
 
-# 20 trials: a signal sent once round 2 is printed must land before the search ends, on a loaded machine too
-ARGS = ["search", "trials=20", "champion.enabled=false"]
+# a signal is sent once round 2 (or 4) is printed and must land before the search ends, on a loaded machine
+# too: at 50 trials about 10 rounds (3 s or more) are left then; at 12 a kill once landed a round late
+# (interrupted and killed searches never run them, so the margin costs only the full searches' seconds)
+ARGS = ["search", "trials=50", "champion.enabled=false"]
 PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
 
 
@@ -168,7 +170,7 @@ def test_a_killed_llm_agent_search_resumes_with_the_replies_it_had(tmp_path, pre
 
     llm = FreshLLM()
     try:
-        args = [*ARGS, "trials=20", "reasoner=openai", f"reasoner.base_url={llm.url}", "reasoner.model=tiny"]
+        args = [*ARGS, "reasoner=openai", f"reasoner.base_url={llm.url}", "reasoner.model=tiny"]
         llm.answer_for = trials_answers(build(compose(args[1:]), with_data=False).space)
         rc, _ = _search(tmp_path, prefect_home, signal.SIGKILL, after="round 4:", args=args)
         assert rc == -signal.SIGKILL
