@@ -446,16 +446,11 @@ def environment() -> dict[str, str]:
     asks a worker; the other searchers' numbers are exact on any CPU.
     """
     import platform
-    from importlib.metadata import PackageNotFoundError, version
 
-    from components.searchers.optuna_search import blas_in_force
+    from components.searchers.optuna_search import blas_in_force, library_versions
 
     env = {"python": platform.python_version()}
-    for pkg in ("numpy", "optuna", "torch"):
-        try:
-            env[pkg] = version(pkg)
-        except PackageNotFoundError:
-            env[pkg] = "absent"
+    env |= {k: v or "absent" for k, v in library_versions().items()}
     env |= {k: v or "unset" for k, v in blas_in_force().items()}
     try:  # the kernels OpenBLAS actually loaded (numpy's, and scipy's once GP has run)
         import numpy  # noqa: F401
@@ -472,8 +467,18 @@ def environment() -> dict[str, str]:
         )
     except (OSError, StopIteration):
         pass
-    env["cpu"] = f"{cpu} ({os.cpu_count()} cores)"
+    env["cpu"] = f"{cpu} ({os.cpu_count()} cores{_vector_isa()})"
     return env
+
+
+def _vector_isa() -> str:
+    """The widest vector extension in the CPU flags (AVX-512, AVX2 or none), as a suffix: two CPUs of
+    one model name may differ in it, and libraries that pick kernels by it (numpy, torch) may too."""
+    try:
+        flags = next(x for x in Path("/proc/cpuinfo").open() if x.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return ""
+    return ", AVX-512" if "avx512f" in flags else ", AVX2" if "avx2" in flags else ""
 
 
 def _names(v) -> list[str]:
@@ -500,9 +505,9 @@ def run_bench(cfg: dict, progress=print) -> Path:
     extra = passthrough(cfg.get("cli_overrides", []))
     resume = check_bool(b.get("resume", False), "bench.resume")
     keep_blas_env = not check_bool(b.get("blas_pins", True), "bench.blas_pins")
-    from components.searchers.optuna_search import pinned_blas
+    from components.searchers.optuna_search import library_versions, pinned_blas
 
-    code = code_digest()
+    code, libraries = code_digest(), library_versions()
     jobs = []
     for s in scenarios:
         sc = compose([*extra, f"scenario={s}"])["scenario"]  # an unknown name: one line with the options
@@ -522,7 +527,9 @@ def run_bench(cfg: dict, progress=print) -> Path:
                     "searchers": searchers,
                     "trials": trials,
                     "initial_design": bool(b.get("initial_design", True)),
-                    "blas": pinned_blas(keep_blas_env),  # GP's numbers depend on them: part of the job's key
+                    # GP's numbers depend on the BLAS pins and the library versions: part of the job's key
+                    "blas": pinned_blas(keep_blas_env),
+                    "libraries": libraries,
                     "oracle_max_space": int(b.get("oracle_max_space", 200_000)),
                     "cache": str(Path(b.get("out", "bench-out")) / ".oracle-cache"),
                     "key": key,

@@ -113,7 +113,7 @@ def test_bench_end_to_end_on_an_outside_scenario(tmp_path, tiny_dir, monkeypatch
     # what GP's numbers depend on beyond code and config is recorded with them, as a worker saw it:
     # the BLAS pins in force there, not in this process
     env = re.search(
-        r"^Environment: python [\d.]+, numpy [\d.]+, optuna [\d.]+, torch \S+, MKL_CBWR=COMPATIBLE, .+, cpu .+\.$",
+        r"^Environment: python [\d.]+, numpy [\d.]+, optuna [\d.]+, scipy [\d.]+, torch \S+, MKL_CBWR=COMPATIBLE, .+, cpu .+\.$",
         summary,
         re.M,
     )
@@ -204,6 +204,16 @@ def test_an_interrupted_bench_resumes_its_finished_jobs(tmp_path, tiny_dir, monk
     ]
     # other code (or config) reuses nothing, and a plain run measures everything afresh
     monkeypatch.setattr("flows.bench.code_digest", lambda: "edited")
+    assert main([*argv, "bench.resume=true"]) == 0
+    assert "resume: 0 of 2 jobs" in capsys.readouterr().out
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    # nor another version of a library the searchers depend on (an upgraded Optuna, say)
+    from components.searchers.optuna_search import library_versions
+
+    monkeypatch.setattr(
+        "components.searchers.optuna_search.library_versions", lambda: {**library_versions(), "optuna": "0.0"}
+    )
     assert main([*argv, "bench.resume=true"]) == 0
     assert "resume: 0 of 2 jobs" in capsys.readouterr().out
     monkeypatch.undo()

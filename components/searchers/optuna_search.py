@@ -293,6 +293,21 @@ def blas_in_force() -> dict[str, str | None]:
     return {k: os.environ.get(k) for k in pinned_blas()}
 
 
+def library_versions() -> dict[str, str | None]:
+    """Versions of the libraries the Optuna searchers' proposals depend on (None: not installed):
+    cached results (``bench.resume``, ``scripts/tune_agent.py``) are keyed by them, so an upgrade
+    measures afresh instead of mixing results of two versions."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {}
+    for lib in ("numpy", "optuna", "scipy", "torch"):
+        try:
+            out[lib] = version(lib)
+        except PackageNotFoundError:
+            out[lib] = None
+    return out
+
+
 def pin_mkl_branch() -> str | None:
     """Set ``MKL_CBWR=COMPATIBLE`` (unless already set) so GP's torch part is the same on every CPU.
 
