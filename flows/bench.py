@@ -411,10 +411,10 @@ def _data_files(job: dict) -> list[str]:
 @contextlib.contextmanager
 def worker_pool(workers: int, keep_environment: bool = False, progress=print):
     """A process pool whose workers start afresh with GP's BLAS code paths pinned (``pinned_blas``),
-    so GP's numbers depend less on the CPU (not at all is not guaranteed: see the README). The pins replace values set in the
-    environment (a machine image may set ``OPENBLAS_CORETYPE``), unless ``keep_environment``. They
-    stay in this process's environment while the pool lives (workers start on demand; this process's
-    own libraries are loaded already)."""
+    so GP's numbers depend less on the CPU (not at all is not guaranteed: see the README). The pins
+    replace values set in the environment (a machine image may set ``OPENBLAS_CORETYPE``), unless
+    ``keep_environment``. They stay in this process's environment while the pool lives (workers start
+    on demand; this process's own libraries are loaded already)."""
     from components.searchers.optuna_search import pinned_blas
 
     pins = pinned_blas(keep_environment)

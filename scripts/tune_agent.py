@@ -13,8 +13,8 @@ same initial design, batch size and trials-to-near rule), in seconds instead of 
 
 The bench reports seeds 0-9. Tune on seeds it never uses (e.g. ``--seeds 10-29``) and check the
 bench only at the end, so a rule is kept because it helps, not because it fits those ten worlds.
-The reference's results are cached too (keyed by its composed config, the BLAS pins and the library versions): delete ``*.json`` in the
-cache after changing the reference searcher's code.
+The reference's results are cached too (keyed by its composed config, the BLAS pins and the library
+versions): delete ``*.json`` in the cache after changing the reference searcher's code.
 
 ``--phases`` splits the tuned searcher's trials to near into where they go: the trials before its
 first one within three questions of the oracle (finding the plateau), then its trials on the plateau
@@ -178,7 +178,7 @@ def _search(job: dict) -> dict:
     for i, name in enumerate(job["searchers"]):
         cfg = compose([*job["overrides"], f"searcher={name}", f"seed={job['seed']}"])
         # only the reference is cached: the tuned searcher is the code being edited; GP's results also
-        # depend on the BLAS code paths (blas_in_force) and Optuna's version, so either changed is a new entry
+        # depend on the BLAS code paths (blas_in_force) and library versions, so either changed is a new entry
         key = [cfg, job["trials"], job["initial_design"], blas_in_force(), library_versions()]
         memo = Path(job["grid"]).with_suffix(f".{name}-{_digest(key)}.json")
         if i and memo.exists():
