@@ -101,8 +101,10 @@ def task_for(scenario: dict, data_paths: dict) -> tuple[str, list[str]]:
         return name, []
     path = data_paths.get(name)
     if not path or not Path(path).exists():
+        missing = f" ({path} not found from {Path.cwd()})" if path else ""
         raise ConfigError(
-            f"scenario '{scenario['name']}' needs task '{name}', which reads a {fmt} file: set bench.data_paths.{name}=FILE"
+            f"scenario '{scenario['name']}' needs task '{name}', which reads a {fmt} file{missing}: "
+            f"set bench.data_paths.{name}=FILE, or leave the scenario out"
         )
     return name, [f"data.path={path}"]
 

@@ -18,7 +18,7 @@ def test_public_scenarios_and_task_matching():
     from flows.cli import compose
 
     assert task_for(compose(["scenario=2wiki"])["scenario"], {}) == ("synthetic", [])
-    with pytest.raises(Exception, match="bench.data_paths.gsm8k"):
+    with pytest.raises(Exception, match=r"/nonexistent.jsonl not found .*bench.data_paths.gsm8k"):
         task_for(compose(["scenario=gsm8k"])["scenario"], {"gsm8k": "/nonexistent.jsonl"})
 
 
