@@ -412,11 +412,12 @@ def _data_files(job: dict) -> list[str]:
 
 @contextlib.contextmanager
 def worker_pool(workers: int, keep_environment: bool = False, progress=print):
-    """A process pool whose workers start afresh with GP's BLAS code paths pinned (``pinned_blas``),
-    so GP's numbers depend less on the CPU (not at all is not guaranteed: see the README). The pins
-    replace values set in the environment (a machine image may set ``OPENBLAS_CORETYPE``), unless
-    ``keep_environment``. They stay in this process's environment while the pool lives (workers start
-    on demand; this process's own libraries are loaded already)."""
+    """A process pool whose workers start afresh with GP's code paths pinned (``pinned_blas``: the BLAS
+    kernels and numpy's SIMD loops), so GP's numbers do not depend on the CPU's vector extensions
+    (measured: AVX2 and AVX-512 EPYCs; see the README). The pins replace values set in the environment
+    (a machine image may set ``OPENBLAS_CORETYPE``), unless ``keep_environment``. They stay in this
+    process's environment while the pool lives (workers start on demand; this process's own libraries
+    are loaded already)."""
     from components.searchers.optuna_search import pinned_blas
 
     pins = pinned_blas(keep_environment)
@@ -424,12 +425,12 @@ def worker_pool(workers: int, keep_environment: bool = False, progress=print):
     for k, v in pins.items():
         if saved[k] not in (None, v):
             progress(
-                f"  {k}={saved[k]} in the environment replaced by {v} in the workers, so GP's numbers "
+                f"  {k}={saved[k]} in the environment replaced by {v or '(unset)'} in the workers, so GP's numbers "
                 "match other machines' (bench.blas_pins=false keeps it)"
             )
     os.environ.update(pins)
     try:
-        # spawn, not fork: the BLAS libraries read the variables when they load, and a forked worker
+        # spawn, not fork: the libraries read the variables when they load, and a forked worker
         # would inherit this process's, loaded long before
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             yield pool
@@ -442,10 +443,10 @@ def worker_pool(workers: int, keep_environment: bool = False, progress=print):
 
 
 def environment() -> dict[str, str]:
-    """What the bench's numbers may depend on beyond code and config: versions, BLAS pins, CPU.
+    """What the bench's numbers may depend on beyond code and config: versions, code-path pins, CPU.
 
-    GP's numbers depend on the BLAS code paths, pinned in the workers (``worker_pool``), so the bench
-    asks a worker; the other searchers' numbers are exact on any CPU.
+    GP's numbers depend on the BLAS code paths and numpy's SIMD loops, pinned in the workers
+    (``worker_pool``), so the bench asks a worker; the other searchers' numbers are exact on any CPU.
     """
     import platform
 
@@ -453,7 +454,11 @@ def environment() -> dict[str, str]:
 
     env = {"python": platform.python_version()}
     env |= {k: v or "absent" for k, v in library_versions().items()}
-    env |= {k: v or "unset" for k, v in blas_in_force().items()}
+    pins = blas_in_force()
+    for k in ("NPY_DISABLE_CPU_FEATURES", "NPY_ENABLE_CPU_FEATURES"):  # their effect is shown instead
+        pins.pop(k, None)
+    env |= {k: v or "unset" for k, v in pins.items()}
+    env["numpy loops"] = numpy_loops()
     try:  # the kernels OpenBLAS actually loaded (numpy's, and scipy's once GP has run)
         import numpy  # noqa: F401
         from threadpoolctl import threadpool_info
@@ -471,6 +476,17 @@ def environment() -> dict[str, str]:
         pass
     env["cpu"] = f"{cpu} ({os.cpu_count()} cores{_vector_isa()})"
     return env
+
+
+def numpy_loops() -> str:
+    """The SIMD target of numpy's float64 ``exp`` loop in this process (``baseline(X86_V2)`` when
+    pinned, e.g. ``X86_V4`` on an AVX-512 CPU unpinned), or ``unknown`` before numpy 2.0."""
+    try:
+        from numpy.lib.introspect import opt_func_info
+
+        return opt_func_info(func_name="^exp$", signature="float64")["exp"]["dd"]["current"]
+    except (ImportError, KeyError):
+        return "unknown"
 
 
 def _vector_isa() -> str:
@@ -529,7 +545,7 @@ def run_bench(cfg: dict, progress=print) -> Path:
                     "searchers": searchers,
                     "trials": trials,
                     "initial_design": bool(b.get("initial_design", True)),
-                    # GP's numbers depend on the BLAS pins and the library versions: part of the job's key
+                    # GP's numbers depend on the code-path pins and the library versions: part of the job's key
                     "blas": pinned_blas(keep_blas_env),
                     "libraries": libraries,
                     "oracle_max_space": int(b.get("oracle_max_space", 200_000)),

@@ -7,13 +7,13 @@
 Per (scenario, seed) the score of every allocation of the grid is computed once with the grid oracle
 (``components.oracle.grid_scores``, tested equal to ``Environment.evaluate``) and cached on disk; the
 searchers then run through the bench's own ``run_search`` against a lookup of those scores, in
-workers started as the bench's are (``flows.bench.worker_pool``: GP's BLAS code paths pinned). The
+workers started as the bench's are (``flows.bench.worker_pool``: GP's code paths pinned). The
 numbers are exactly those of ``agenttts bench`` for the same seeds (world and data seed both SEED,
 same initial design, batch size and trials-to-near rule), in seconds instead of minutes.
 
 The bench reports seeds 0-9. Tune on seeds it never uses (e.g. ``--seeds 10-29``) and check the
 bench only at the end, so a rule is kept because it helps, not because it fits those ten worlds.
-The reference's results are cached too (keyed by its composed config, the BLAS pins and the library
+The reference's results are cached too (keyed by its composed config, the code-path pins and the library
 versions): delete ``*.json`` in the cache after changing the reference searcher's code.
 
 ``--phases`` splits the tuned searcher's trials to near into where they go: the trials before its
@@ -178,7 +178,7 @@ def _search(job: dict) -> dict:
     for i, name in enumerate(job["searchers"]):
         cfg = compose([*job["overrides"], f"searcher={name}", f"seed={job['seed']}"])
         # only the reference is cached: the tuned searcher is the code being edited; GP's results also
-        # depend on the BLAS code paths (blas_in_force) and library versions, so either changed is a new entry
+        # depend on the code paths (blas_in_force: BLAS, numpy's SIMD) and library versions, so either changed is a new entry
         key = [cfg, job["trials"], job["initial_design"], blas_in_force(), library_versions()]
         memo = Path(job["grid"]).with_suffix(f".{name}-{_digest(key)}.json")
         if i and memo.exists():
@@ -403,7 +403,7 @@ def main() -> None:
         raise SystemExit("no scenario to run")
     Path(a.cache).mkdir(parents=True, exist_ok=True)
     keep_blas_env = not check_bool(compose(a.overrides)["bench"].get("blas_pins", True), "bench.blas_pins")
-    with worker_pool(a.jobs, keep_blas_env) as pool:  # as the bench: GP's BLAS code paths pinned
+    with worker_pool(a.jobs, keep_blas_env) as pool:  # as the bench: GP's code paths pinned
         missing = [j for j in jobs if not Path(j["grid"]).exists()]
         t = time.perf_counter()
         list(pool.map(_grid, missing))

@@ -119,7 +119,7 @@ def test_bench_end_to_end_on_an_outside_scenario(tmp_path, tiny_dir, monkeypatch
     )
     assert env, summary[-400:]
     if platform.machine() == "x86_64":
-        assert "OPENBLAS_CORETYPE=Nehalem, openblas Nehalem," in env.group(0)
+        assert "OPENBLAS_CORETYPE=Nehalem, numpy loops baseline(X86_V2), openblas Nehalem," in env.group(0)
     assert "OPENBLAS_CORETYPE" not in os.environ and "MKL_CBWR" not in os.environ
     assert (out / "best_so_far_tiny.png").read_bytes()[:4] == b"\x89PNG"
     from mlflow.tracking import MlflowClient
@@ -144,6 +144,46 @@ def _blas_seen() -> tuple[str | None, str | None, str]:
 
     arch = "/".join(sorted(i.get("architecture") or "?" for i in threadpool_info() if i["internal_api"] == "openblas"))
     return os.environ.get("MKL_CBWR"), os.environ.get("OPENBLAS_CORETYPE"), arch
+
+
+def _numpy_loops() -> str:
+    """In a worker: numpy's float64 exp loop in force."""
+    from flows.bench import numpy_loops
+
+    return numpy_loops()
+
+
+def test_bench_workers_run_numpy_baseline_loops(monkeypatch):
+    """numpy's AVX-512 exp and log differ from its AVX2 ones in the last bit, and that moved GP's cwq
+    median (49 on AVX-512 CPUs, >50 on an AVX2 one): pinned workers run numpy's baseline loops, whose
+    results are the same on every CPU with the baseline's instructions."""
+    from flows.bench import numpy_loops, worker_pool
+
+    monkeypatch.delenv("NPY_DISABLE_CPU_FEATURES", raising=False)
+    monkeypatch.setenv("NPY_ENABLE_CPU_FEATURES", "")
+    with worker_pool(1) as pool:
+        loops = pool.submit(_numpy_loops).result()
+    assert loops.startswith("baseline"), loops
+    assert "NPY_DISABLE_CPU_FEATURES" not in os.environ  # restored
+    monkeypatch.setenv("NPY_DISABLE_CPU_FEATURES", "")  # set (to nothing), so a kept environment wins
+    with worker_pool(1, keep_environment=True) as pool:
+        kept = pool.submit(_numpy_loops).result()
+    assert kept == numpy_loops()  # this process's own loops (unpinned)
+    if not numpy_loops().startswith("baseline"):  # a CPU numpy dispatches on: the pin changed the loop
+        assert kept != loops
+
+
+def test_kept_environment_choice_of_numpy_loops_wins_whole(monkeypatch):
+    """NPY_ENABLE_CPU_FEATURES and NPY_DISABLE_CPU_FEATURES both set stop numpy from starting: a kept
+    environment's ENABLE comes without the pin's DISABLE."""
+    from components.searchers.optuna_search import pinned_blas
+
+    monkeypatch.delenv("NPY_DISABLE_CPU_FEATURES", raising=False)
+    monkeypatch.setenv("NPY_ENABLE_CPU_FEATURES", "X86_V3")
+    kept = pinned_blas(keep_environment=True)
+    assert kept["NPY_ENABLE_CPU_FEATURES"] == "X86_V3" and not kept.get("NPY_DISABLE_CPU_FEATURES")
+    pins = pinned_blas()
+    assert not pins.get("NPY_ENABLE_CPU_FEATURES") and "NPY_DISABLE_CPU_FEATURES" in pins
 
 
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="OpenBLAS core names are per architecture")

@@ -269,23 +269,44 @@ class TPESearcher(OptunaSearcher):
         return optuna.samplers.TPESampler(seed=self.seed, n_startup_trials=self.n_startup_trials)
 
 
-# GP's numbers depend in the last bits on which BLAS code path the CPU gets: Intel MKL's (inside the
-# torch CPU wheel) when the GP is fitted, OpenBLAS's (numpy's and scipy's) in the kernel fit's
-# optimizer. Enough to change proposals: an AVX-512 Xeon moved chatdev's GP median trials to near
-# from 39 (AMD EPYC) to >50 until MKL_CBWR=COMPATIBLE, and on one EPYC OPENBLAS_CORETYPE=Haswell
-# instead of its own SkylakeX moved taskbench's from 41.5 to 43.5. Both libraries read the variables
-# when they load, so only a process started with them set is pinned (the bench's workers are).
+# GP's numbers depend in the last bits on which code paths the CPU gets, enough to change proposals:
+# - Intel MKL's BLAS (inside the torch CPU wheel) when the GP is fitted: an AVX-512 Xeon moved
+#   chatdev's GP median trials to near from 39 (AMD EPYC) to >50 until MKL_CBWR=COMPATIBLE;
+# - OpenBLAS's kernels (numpy's and scipy's) in the kernel fit's optimizer: on one EPYC
+#   OPENBLAS_CORETYPE=Haswell instead of its own SkylakeX moved taskbench's from 41.5 to 43.5;
+# - numpy's SIMD loops: with AVX-512, exp, log, log1p, expm1 and power differ from the AVX2 loops in
+#   the last bit, and cwq's GP median was 49 on AVX-512 EPYCs, >50 on an AVX2 one.
+# Each library reads its variable when it loads, so only a process started with them set is pinned
+# (the bench's workers are).
 MKL_CBWR = "COMPATIBLE"
 OPENBLAS_CORETYPE = "Nehalem"  # SSE4.2 kernels, the oldest this OpenBLAS names: any x86-64 CPU of 2009 on
 
 
+def numpy_dispatch_targets() -> str:
+    """The SIMD targets this numpy dispatches to at run time (x86-64, numpy 2.4: ``X86_V3 X86_V4
+    AVX512_ICL AVX512_SPR``); disabled, numpy runs its baseline loops on every CPU."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_dispatch__
+    except ImportError:  # numpy 1.x
+        from numpy.core._multiarray_umath import __cpu_dispatch__
+    return " ".join(__cpu_dispatch__)
+
+
 def pinned_blas(keep_environment: bool = False) -> dict[str, str]:
-    """The environment that pins GP's BLAS code paths; with ``keep_environment``, values already set in
-    this process's environment win over the pins."""
+    """The environment that pins GP's code paths (BLAS kernels and numpy's SIMD loops); with
+    ``keep_environment``, values already set in this process's environment win over the pins."""
     pins = {"MKL_CBWR": MKL_CBWR}
     if platform.machine().lower() in ("x86_64", "amd64"):  # the coretype names are per architecture
         pins["OPENBLAS_CORETYPE"] = OPENBLAS_CORETYPE
-    return {k: os.environ.get(k, v) for k, v in pins.items()} if keep_environment else pins
+    if targets := numpy_dispatch_targets():
+        pins["NPY_DISABLE_CPU_FEATURES"] = targets
+        pins["NPY_ENABLE_CPU_FEATURES"] = ""  # numpy refuses to start with both set; empty counts as unset
+    if not keep_environment:
+        return pins
+    kept = {k: os.environ.get(k, v) for k, v in pins.items()}
+    if os.environ.get("NPY_ENABLE_CPU_FEATURES") and "NPY_DISABLE_CPU_FEATURES" not in os.environ:
+        kept["NPY_DISABLE_CPU_FEATURES"] = ""  # the environment's choice of numpy's loops wins whole
+    return kept
 
 
 def blas_in_force() -> dict[str, str | None]:
