@@ -479,8 +479,8 @@ def environment() -> dict[str, str]:
 
 
 def numpy_loops() -> str:
-    """The SIMD target of numpy's float64 ``exp`` loop in this process (``baseline(X86_V2)`` when
-    pinned, e.g. ``X86_V4`` on an AVX-512 CPU unpinned), or ``unknown`` before numpy 2.0."""
+    """The SIMD target of numpy's float64 ``exp`` loop in this process (``X86_V3``, AVX2, when pinned on
+    an AVX2 or AVX-512 CPU; ``X86_V4`` on an AVX-512 CPU unpinned), or ``unknown`` before numpy 2.0."""
     try:
         from numpy.lib.introspect import opt_func_info
 

@@ -119,7 +119,7 @@ def test_bench_end_to_end_on_an_outside_scenario(tmp_path, tiny_dir, monkeypatch
     )
     assert env, summary[-400:]
     if platform.machine() == "x86_64":
-        assert "OPENBLAS_CORETYPE=Nehalem, numpy loops baseline(X86_V2), openblas Nehalem," in env.group(0)
+        assert re.search(r"OPENBLAS_CORETYPE=Nehalem, numpy loops (?!X86_V4)\S+, openblas Nehalem,", env.group(0))
     assert "OPENBLAS_CORETYPE" not in os.environ and "MKL_CBWR" not in os.environ
     assert (out / "best_so_far_tiny.png").read_bytes()[:4] == b"\x89PNG"
     from mlflow.tracking import MlflowClient
@@ -153,24 +153,23 @@ def _numpy_loops() -> str:
     return numpy_loops()
 
 
-def test_bench_workers_run_numpy_baseline_loops(monkeypatch):
+def test_bench_workers_run_numpy_without_avx512_loops(monkeypatch):
     """numpy's AVX-512 exp and log differ from its AVX2 ones in the last bit, and that moved GP's cwq
-    median (49 on AVX-512 CPUs, >50 on an AVX2 one): pinned workers run numpy's baseline loops, whose
-    results are the same on every CPU with the baseline's instructions."""
-    from flows.bench import numpy_loops, worker_pool
+    median (49 on AVX-512 CPUs, >50 on an AVX2 one): pinned workers never run numpy's AVX-512 loops."""
+    from flows.bench import _vector_isa, numpy_loops, worker_pool
 
     monkeypatch.delenv("NPY_DISABLE_CPU_FEATURES", raising=False)
     monkeypatch.setenv("NPY_ENABLE_CPU_FEATURES", "")
     with worker_pool(1) as pool:
         loops = pool.submit(_numpy_loops).result()
-    assert loops.startswith("baseline"), loops
+    assert loops != "X86_V4" and "AVX512" not in loops, loops
     assert "NPY_DISABLE_CPU_FEATURES" not in os.environ  # restored
     monkeypatch.setenv("NPY_DISABLE_CPU_FEATURES", "")  # set (to nothing), so a kept environment wins
     with worker_pool(1, keep_environment=True) as pool:
         kept = pool.submit(_numpy_loops).result()
     assert kept == numpy_loops()  # this process's own loops (unpinned)
-    if not numpy_loops().startswith("baseline"):  # a CPU numpy dispatches on: the pin changed the loop
-        assert kept != loops
+    if _vector_isa() == ", AVX-512":  # an AVX-512 CPU: the pin changed the loop
+        assert kept == "X86_V4" and loops == "X86_V3"
 
 
 def test_kept_environment_choice_of_numpy_loops_wins_whole(monkeypatch):

@@ -274,22 +274,24 @@ class TPESearcher(OptunaSearcher):
 #   chatdev's GP median trials to near from 39 (AMD EPYC) to >50 until MKL_CBWR=COMPATIBLE;
 # - OpenBLAS's kernels (numpy's and scipy's) in the kernel fit's optimizer: on one EPYC
 #   OPENBLAS_CORETYPE=Haswell instead of its own SkylakeX moved taskbench's from 41.5 to 43.5;
-# - numpy's SIMD loops: with AVX-512, exp, log, log1p, expm1 and power differ from the AVX2 loops in
-#   the last bit, and cwq's GP median was 49 on AVX-512 EPYCs, >50 on an AVX2 one.
+# - numpy's SIMD loops: the AVX-512 exp, log, log1p, expm1 and power differ from the AVX2 ones in the
+#   last bit, and cwq's GP median was 49 on AVX-512 EPYCs, >50 on an AVX2 one (numpy_avx512_targets).
 # Each library reads its variable when it loads, so only a process started with them set is pinned
 # (the bench's workers are).
 MKL_CBWR = "COMPATIBLE"
 OPENBLAS_CORETYPE = "Nehalem"  # SSE4.2 kernels, the oldest this OpenBLAS names: any x86-64 CPU of 2009 on
 
 
-def numpy_dispatch_targets() -> str:
-    """The SIMD targets this numpy dispatches to at run time (x86-64, numpy 2.4: ``X86_V3 X86_V4
-    AVX512_ICL AVX512_SPR``); disabled, numpy runs its baseline loops on every CPU."""
+def numpy_avx512_targets() -> str:
+    """The AVX-512 SIMD targets this numpy dispatches to at run time (x86-64, numpy 2.4: ``X86_V4
+    AVX512_ICL AVX512_SPR``). Disabled, numpy runs its AVX2 loops where the CPU has AVX2, AVX-512 or
+    not: the widest loops the machines measured share. Not its baseline loops: those changed TPE's
+    numbers, which the AVX2 and AVX-512 loops leave equal."""
     try:
         from numpy._core._multiarray_umath import __cpu_dispatch__
     except ImportError:  # numpy 1.x
         from numpy.core._multiarray_umath import __cpu_dispatch__
-    return " ".join(__cpu_dispatch__)
+    return " ".join(t for t in __cpu_dispatch__ if t.startswith("AVX512") or t == "X86_V4")
 
 
 def pinned_blas(keep_environment: bool = False) -> dict[str, str]:
@@ -298,7 +300,7 @@ def pinned_blas(keep_environment: bool = False) -> dict[str, str]:
     pins = {"MKL_CBWR": MKL_CBWR}
     if platform.machine().lower() in ("x86_64", "amd64"):  # the coretype names are per architecture
         pins["OPENBLAS_CORETYPE"] = OPENBLAS_CORETYPE
-    if targets := numpy_dispatch_targets():
+    if targets := numpy_avx512_targets():
         pins["NPY_DISABLE_CPU_FEATURES"] = targets
         pins["NPY_ENABLE_CPU_FEATURES"] = ""  # numpy refuses to start with both set; empty counts as unset
     if not keep_environment:
