@@ -414,7 +414,8 @@ def _data_files(job: dict) -> list[str]:
 def worker_pool(workers: int, keep_environment: bool = False, progress=print):
     """A process pool whose workers start afresh with GP's code paths pinned (``pinned_blas``: the BLAS
     kernels and numpy's SIMD loops), so GP's numbers do not depend on the CPU's vector extensions
-    (measured: AVX2 and AVX-512 EPYCs; see the README). The pins replace values set in the environment
+    (measured: AVX2 and AVX-512 EPYCs agree; an Intel Xeon still gave a few different GP rows, see the
+    README). The pins replace values set in the environment
     (a machine image may set ``OPENBLAS_CORETYPE``), unless ``keep_environment``. They stay in this
     process's environment while the pool lives (workers start on demand; this process's own libraries
     are loaded already)."""
@@ -467,15 +468,29 @@ def environment() -> dict[str, str]:
         env["openblas"] = "/".join(arch) or "none loaded"
     except ImportError:
         pass
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(
-            line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").open() if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        pass
-    env["cpu"] = f"{cpu} ({os.cpu_count()} cores{_vector_isa()})"
+    info = _cpuinfo()
+    cpu = info.get("model name") or platform.processor() or platform.machine()
+    # a VM's model name may be generic ("Intel(R) Xeon(R) Processor"); vendor, family and model tell
+    # the CPUs apart, and GP's rows differed between an Intel Xeon and AMD EPYCs under the same pins
+    ident = (
+        f"{info['vendor_id']} {info.get('cpu family', '?')}/{info.get('model', '?')}, " if "vendor_id" in info else ""
+    )
+    env["cpu"] = f"{cpu} ({ident}{os.cpu_count()} cores{_vector_isa()})"
     return env
+
+
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields of ``/proc/cpuinfo`` (empty where there is none)."""
+    out: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").open():
+            if not line.strip():
+                break
+            key, _, value = line.partition(":")
+            out[key.strip()] = value.strip()
+    except OSError:
+        pass
+    return out
 
 
 def numpy_loops() -> str:

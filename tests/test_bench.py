@@ -4,6 +4,7 @@ import csv
 import os
 import platform
 import re
+from pathlib import Path
 
 import pytest
 
@@ -183,6 +184,19 @@ def test_kept_environment_choice_of_numpy_loops_wins_whole(monkeypatch):
     assert kept["NPY_ENABLE_CPU_FEATURES"] == "X86_V3" and not kept.get("NPY_DISABLE_CPU_FEATURES")
     pins = pinned_blas()
     assert not pins.get("NPY_ENABLE_CPU_FEATURES") and "NPY_DISABLE_CPU_FEATURES" in pins
+
+
+def test_environment_names_the_cpu_vendor_and_model():
+    """Under the same pins an Intel Xeon gave GP rows that AMD EPYCs did not, and a VM's model name can
+    be generic ("Intel(R) Xeon(R) Processor"): the environment line names vendor, family and model."""
+    from flows.bench import environment
+
+    info = Path("/proc/cpuinfo")
+    vendor = re.search(r"^vendor_id\s*:\s*(\S+)", info.read_text(), re.M) if info.exists() else None
+    if vendor is None:
+        pytest.skip("no vendor_id in /proc/cpuinfo")
+    cpu = environment()["cpu"]
+    assert re.search(rf"\({re.escape(vendor.group(1))} \d+/\d+, \d+ cores", cpu), cpu
 
 
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="OpenBLAS core names are per architecture")
