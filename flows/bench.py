@@ -475,7 +475,7 @@ def environment() -> dict[str, str]:
     ident = (
         f"{info['vendor_id']} {info.get('cpu family', '?')}/{info.get('model', '?')}, " if "vendor_id" in info else ""
     )
-    env["cpu"] = f"{cpu} ({ident}{os.cpu_count()} cores{_vector_isa()})"
+    env["cpu"] = f"{cpu} ({ident}{os.cpu_count()} cores{_vector_isa(info)})"
     return env
 
 
@@ -504,13 +504,10 @@ def numpy_loops() -> str:
         return "unknown"
 
 
-def _vector_isa() -> str:
+def _vector_isa(info: dict[str, str] | None = None) -> str:
     """The widest vector extension in the CPU flags (AVX-512, AVX2 or none), as a suffix: two CPUs of
     one model name may differ in it, and libraries that pick kernels by it (numpy, torch) may too."""
-    try:
-        flags = next(x for x in Path("/proc/cpuinfo").open() if x.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return ""
+    flags = (_cpuinfo() if info is None else info).get("flags", "").split()
     return ", AVX-512" if "avx512f" in flags else ", AVX2" if "avx2" in flags else ""
 
 
