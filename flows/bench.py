@@ -414,8 +414,8 @@ def _data_files(job: dict) -> list[str]:
 def worker_pool(workers: int, keep_environment: bool = False, progress=print):
     """A process pool whose workers start afresh with GP's code paths pinned (``pinned_blas``: the BLAS
     kernels and numpy's SIMD loops), so GP's numbers do not depend on the CPU's vector extensions
-    (measured: AVX2 and AVX-512 EPYCs agree; an Intel Xeon still gave a few different GP rows, see the
-    README). The pins replace values set in the environment
+    (measured: AVX2 and AVX-512 EPYCs agree; an Intel Xeon still gave a few different GP rows, see
+    "GP's numbers and the CPU" in scripts/README.md). The pins replace values set in the environment
     (a machine image may set ``OPENBLAS_CORETYPE``), unless ``keep_environment``. They stay in this
     process's environment while the pool lives (workers start on demand; this process's own libraries
     are loaded already)."""
