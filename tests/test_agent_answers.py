@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
+from components.agent import answers
 from components.agent.answers import MAX_ANSWER_CHARS, extract_json, parse_trials
 from components.space import Allocation
 
@@ -310,8 +313,13 @@ def test_answer_corpus(space, case: Case):
         assert p.allocation not in seen
 
 
-def test_corpus_has_the_expected_size():
-    assert len(CASES) >= 60
+def test_corpus_meets_every_problem_the_parser_counts():
+    # every problem kind the parser can count (read from its source) has at least one case
+    source = Path(answers.__file__).read_text()
+    kinds = set(re.findall(r'counts\["(\w+)"\] \+= 1', source))
+    assert len(kinds) >= 10, kinds
+    met = set().union(*(case.counts for case in CASES.values()))
+    assert kinds <= met, sorted(kinds - met)
 
 
 def test_endless_answer_is_cut_to_the_limit(space):

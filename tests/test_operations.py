@@ -14,6 +14,7 @@ from components.warm import top_allocations
 from flows.build import build
 from flows.cli import compose, main
 from flows.nightly import nightly_overrides
+from tests.conftest import data_file
 
 
 def test_paired_test_needs_a_gain_beyond_noise():
@@ -199,10 +200,9 @@ def test_warm_start_and_champion_end_to_end(tmp_path, monkeypatch, capsys, tiny_
     assert main(["search", f"warm_start={first.info.run_id}", "scenario=tiny", searchpath, *base]) == 2
     assert "does not fit the current task" in capsys.readouterr().err
     n_runs = len(_search_runs(client))
-    gsm8k = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "test.jsonl"
-    if gsm8k.exists():
-        assert main(["search", "task=gsm8k", f"data.path={gsm8k}", f"warm_start={first.info.run_id}"]) == 2
-        assert "is a search of task 'synthetic', not of task 'gsm8k'" in capsys.readouterr().err
+    gsm8k = data_file("gsm8k", "test.jsonl")
+    assert main(["search", "task=gsm8k", f"data.path={gsm8k}", f"warm_start={first.info.run_id}"]) == 2
+    assert "is a search of task 'synthetic', not of task 'gsm8k'" in capsys.readouterr().err
     assert len(_search_runs(client)) == n_runs  # no run was started for bad input
 
 

@@ -227,10 +227,20 @@ def test_config_group_files_make_reasoners(compose_cfg):
     assert v.max_model_len == 8192 and v.engine_kwargs["gpu_memory_utilization"] == 0.9
 
 
-def test_registry_does_not_import_vllm():
+def test_registry_does_not_import_vllm(tmp_path):
+    # an importable stand-in for vllm, so that an eager import would show up whether or not it is installed
+    (tmp_path / "vllm").mkdir()
+    (tmp_path / "vllm" / "__init__.py").write_text("")
     code = "import sys, components.reasoners as r; r.make_reasoner({'name': 'vllm', 'model': 'x'}); print('vllm' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=os.getcwd())
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.getcwd()])}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=os.getcwd(), env=env
+    )
     assert out.stdout.strip() == "False"
+    probe = "import vllm, sys; print('vllm' in sys.modules)"  # the stand-in is found: the check above can fail
+    assert (
+        subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env).stdout.strip() == "True"
+    )
 
 
 def test_vllm_reasoner_without_vllm_names_the_model(monkeypatch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from components.datasets import synthetic_items
 from components.errors import ScenarioError, UnknownNameError
 from components.fusion import format_ids
 from components.items import Item
+from components.metrics import normalize_answer
 from components.parsers import parse_answer, parse_ids
 from components.scenario import SCENARIO_DIR, AnswerBehaviour, SelectBehaviour, load_scenario
 from components.simulator import SimWorld
@@ -129,11 +131,37 @@ def test_sample_texts_and_token_counts(items):
                 ids = parse_ids(t)
                 assert t == format_ids(ids) and ids and all(1 <= i <= len(req.item.candidates) for i in ids)
         else:
-            answers = {parse_answer(t) for t in g.texts}
             assert all(t.startswith("Answer: ") for t in g.texts)
-            # wrong answers are the item's distractors first, then invented names, never a gold alias
-            wrong = answers - set(req.item.answers)
-            assert all(a not in req.item.answers for a in wrong)
+            # a wrong sample never scores as right: no other text normalizes to a gold alias
+            gold = {normalize_answer(a) for a in req.item.answers}
+            for a in {parse_answer(t) for t in g.texts} - {req.item.answers[0]}:
+                assert normalize_answer(a) not in gold, a
+
+
+def test_wrong_answers_are_the_distractors_first_never_a_gold_alias(items):
+    # the distractors include a gold alias in another case and a repeat: both must be dropped
+    item = dataclasses.replace(
+        items[0],
+        answers=("Ann Lee", "A. Lee"),
+        meta={"distractor_answers": ("Bo Chan", "ann lee", "Cy Diaz", "BO CHAN", "Dee Ford")},
+    )
+    w = SimWorld("2wiki")
+    upstream = format_ids(list(item.gold_ids))  # a perfect retrieval, so wrong answers concentrate on the first
+    good, bad = w.generate(
+        [
+            Request("Llama-3.2-3B", "", n=400, stage="qa", item=item, upstream=upstream),
+            # a useless retrieval: wrong answers spread over all of them
+            Request("Llama-3.2-3B", "", n=3000, stage="qa", item=item, upstream=""),
+        ]
+    )
+    gold = {normalize_answer(a) for a in item.answers}
+    wrong_good, wrong_bad = ([a for a in map(parse_answer, g.texts) if a != "Ann Lee"] for g in (good, bad))
+    for wrong in (wrong_good, wrong_bad):
+        assert wrong and not {normalize_answer(a) for a in wrong} & gold
+    # the first distractor is the plausible wrong answer (the mode when the retrieval is right); the
+    # other distinct ones are among the rest, which a useless retrieval spreads evenly over
+    assert max(set(wrong_good), key=wrong_good.count) == "Bo Chan"
+    assert {"Cy Diaz", "Dee Ford"} <= set(wrong_bad)
 
 
 def test_numeric_gold_gets_distinct_numeric_wrong_answers():

@@ -151,19 +151,15 @@ def test_evaluate_bad_input_is_refused_before_any_compute(searched, monkeypatch,
     assert len(client.search_runs([search.info.experiment_id])) == before  # no run left behind
 
 
-def test_allocation_champion_goes_through_the_champion_hook(searched, monkeypatch):
-    import flows.allocation
-
+def test_allocation_champion_evaluates_the_registered_champion(searched, monkeypatch):
     d, client, search = searched
     monkeypatch.chdir(d)
-    # the registry itself is issue 6 part B; here the hook answers with a known champion of this search
-    champ = {"retrieval": {"model": "Qwen2.5-32B", "samples": 2}, "qa": {"model": "Llama-3.2-3B", "samples": 4}}
-    monkeypatch.setattr(flows.allocation, "resolve_champion", lambda cfg, task: (champ, search.info.run_id))
+    # the fixture's search registered its best as the task's champion (champion.enabled is the default)
     assert main(["evaluate", "allocation=champion", *DATA]) == 0
     ev = max(evaluate_runs(client, search), key=lambda r: r.info.start_time)
-    assert ev.data.tags["allocation"] == "retrieval=Qwen2.5-32B:2 qa=Llama-3.2-3B:4"
+    assert ev.data.tags["allocation"] == search.data.tags["best_allocation"]
     assert ev.data.tags["search_run_id"] == search.info.run_id
-    assert ev.data.tags["allocation_source"].startswith("champion of synthetic")
+    assert ev.data.tags["allocation_source"] == f"champion of synthetic (search {search.info.run_id})"
 
 
 def test_run_of_another_task_is_refused(searched, monkeypatch, capsys):
