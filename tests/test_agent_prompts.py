@@ -25,6 +25,7 @@ from components.agent.prompts import (
     render_guidelines,
     render_trials,
 )
+from components.cost import CostModel
 from components.errors import ConfigError
 from components.space import Allocation
 
@@ -242,6 +243,52 @@ def test_trials_prompt_in_flops_prints_the_flops_function(prompts, task):
     budget = budget_function(text)
     assert budget(72e9, 1, 2048, 128) == pytest.approx(space.stage_cost("retrieval", "Qwen2.5-72B", 1))
     assert "Total budget: 2e+15 flops" in text and "Search history (every trial evaluated so far):\n(none)" in text
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["cost.count_fusion=true"],
+        ["cost.prefix_sharing=false"],
+        ["budget.usd=0.004"],
+        ["budget.usd=0.004", "cost.count_fusion=true"],
+        ["budget.flops=2e15", "cost.count_fusion=true", "cost.prefix_sharing=false"],
+    ],
+    ids=["fusion-charged", "no-prefix-sharing", "usd", "usd-fusion-charged", "flops-both"],
+)
+def test_the_budget_function_shown_prices_as_the_space_does(prompts, task, overrides):
+    """Whatever the cost settings, a proposal costed with the prompt's function is feasible exactly
+    when the space says so: the function gives every stage cost the space computes."""
+    space = _ctx(*overrides).space
+    text = render_trials(prompts, task, space, [], [], 2)
+    budget = budget_function(text)
+    usd = space.budget.kind == "usd"
+    for stage in space.stages:
+        for m in stage.models:
+            if usd:
+                assert f"{m.name} ({m.params / 1e9:g}B parameters; ${m.price_per_mtok:g} per million tokens)" in text
+            for n in (1, 2, 7, 100):
+                args = [m.price_per_mtok if usd else m.params, n, stage.prompt_tokens, stage.output_tokens]
+                if space.cost_model.count_fusion:
+                    args.append(stage.fusion == "llm")
+                assert budget(*args) == pytest.approx(space.stage_cost(stage.name, m.name, n), rel=1e-12)
+
+
+def test_measured_lengths_and_per_stage_ranges_are_shown(prompts, task):
+    from components.agent.prompts import sample_range_text, subtasks_text
+    from components.space import SearchSpace
+
+    space = _ctx("task=taskbench").space
+    assert sample_range_text(space) == "decomposition [1, 60], tool_selection [1, 30], parameter_prediction [1, 20]"
+    assert "Available samples per subtask: decomposition [1, 60], tool_selection [1, 30]" in render_trials(
+        prompts, task, space, [], [], 2
+    )
+    # measured lengths price a model (a real backend): the prompt shows them next to it
+    cm = CostModel(space.stages, lengths={("tool_selection", "Llama-3.1-8B"): (900.0, 300.0)})
+    measured = SearchSpace(space.stages, space.budget, cm)
+    text = subtasks_text(measured)
+    assert "Llama-3.1-8B (8B parameters; measured prompt length 900 tokens, generation length 300 tokens)" in text
+    assert text.count("measured") == 1
 
 
 # --- prompt folders -----------------------------------------------------------------------------

@@ -85,12 +85,63 @@ class PromptSet:
         return self.templates[name].substitute(**values)
 
 
+def budget_function(space: SearchSpace) -> str:
+    """The Python budget function the prompts show: the paper's for the budget's kind, extended where
+    this space prices differently (prompt encoded once per sample, the fuser call charged), so that a
+    proposal the LLM costs with it is feasible exactly when the space says so."""
+    cm = space.cost_model
+    kind = space.budget.kind
+    if cm.prefix_sharing and not cm.count_fusion:
+        return BUDGET_FUNCTIONS[kind]
+    prompt = "prompt_tokens" if cm.prefix_sharing or kind == "usd" else "samples * prompt_tokens"
+    scale, what = {
+        "units": (
+            "(model_params / 3e9) * ({}) / 64",
+            "normalized units: one unit = one sample of a 3B model on a 128-token prompt with 64 output tokens",
+        ),
+        "flops": ("2 * model_params * ({})", "inference FLOPs"),
+        "usd": ("price_per_million_tokens * ({}) / 1e6", "dollars"),
+    }[kind]
+    first = "price_per_million_tokens" if kind == "usd" else "model_params"
+    lines = [
+        f"def budget({first}, samples, prompt_tokens, output_tokens{', llm_fusion' if cm.count_fusion else ''}):",
+        f"    # {what}" + ("" if cm.prefix_sharing else "; every sample encodes its own prompt"),
+        f"    cost = {scale.format(f'{prompt} + samples * output_tokens')}" + (" - 2" if kind == "units" else ""),
+    ]
+    if cm.count_fusion:
+        lines += [
+            "    if llm_fusion and samples > 1:  # the subtask fuses with an LLM call: its prompt, the samples, one output",
+            f"        cost += {scale.format('prompt_tokens + samples * output_tokens + output_tokens')}",
+        ]
+    return "\n".join([*lines, "    return cost"])
+
+
+def sample_range_text(space: SearchSpace) -> str:
+    """``[1, 100]`` when every subtask has that range (the paper's form), else the range of each."""
+    ranges = {(s.min_samples, s.max_samples) for s in space.stages}
+    if len(ranges) == 1:
+        ((lo, hi),) = ranges
+        return f"[{lo}, {hi}]"
+    return ", ".join(f"{s.name} [{s.min_samples}, {s.max_samples}]" for s in space.stages)
+
+
 def subtasks_text(space: SearchSpace) -> str:
+    """Per subtask: its models (with their price under a dollar budget, and their measured token
+    lengths where those, not the declared averages, price them), lengths and fusion."""
+    cm = space.cost_model
     lines = []
     for i, s in enumerate(space.stages, 1):
-        models = ", ".join(f"{m.name} ({m.params / 1e9:g}B parameters)" for m in s.models)
+        models = []
+        for m in s.models:
+            about = [f"{m.params / 1e9:g}B parameters"]
+            if space.budget.kind == "usd":
+                about.append(f"${m.price_per_mtok:g} per million tokens")
+            if (s.name, m.name) in cm.lengths:
+                np_, nd = cm.lengths[(s.name, m.name)]
+                about.append(f"measured prompt length {np_:.0f} tokens, generation length {nd:.0f} tokens")
+            models.append(f"{m.name} ({'; '.join(about)})")
         lines.append(
-            f"{i}. {s.name}: models [{models}]; average prompt length {s.prompt_tokens} tokens, "
+            f"{i}. {s.name}: models [{', '.join(models)}]; average prompt length {s.prompt_tokens} tokens, "
             f"average generation length {s.output_tokens} tokens; fusion: {s.fusion}"
         )
     return "\n".join(lines)
@@ -146,15 +197,14 @@ def render_guidelines(
 def render_trials(
     prompts: PromptSet, task: TaskInfo, space: SearchSpace, history: list[TrialResult], guidelines: list[str], k: int
 ) -> str:
-    ranges = sorted({(s.min_samples, s.max_samples) for s in space.stages})
     # AgentTTS passes the first guideline and the two most recent ones
     chosen = guidelines[:1] + [g for g in guidelines[-2:] if g is not guidelines[0]] if guidelines else []
     return prompts.render(
         "trials",
         **common_values(prompts, task, space),
         history=history_text(space, history),
-        sample_range=", ".join(f"[{lo}, {hi}]" for lo, hi in ranges),
-        budget_function=BUDGET_FUNCTIONS[space.budget.kind],
+        sample_range=sample_range_text(space),
+        budget_function=budget_function(space),
         guidelines="\n\n".join(chosen) or "(none yet)",
         batch_size=k,
         example=example_json(space),

@@ -31,13 +31,14 @@ from pathlib import Path
 
 from components.agent.answers import ParsedProposal, parse_trials
 from components.agent.prompts import (
-    BUDGET_FUNCTIONS,
     COMMON,
     PromptSet,
     TaskInfo,
+    budget_function,
     common_values,
     example_json,
     history_text,
+    sample_range_text,
 )
 from components.errors import ConfigError
 from components.pipeline import TrialResult, best_trial
@@ -306,11 +307,10 @@ class _LLMBaseline:
         return Proposal(p.allocation, rationale, trace)
 
     def _trial_values(self, space: SearchSpace, k: int, example: str | None = None) -> dict:
-        ranges = sorted({(s.min_samples, s.max_samples) for s in space.stages})
         return {
             **common_values(self.prompts, self.task, space),
-            "sample_range": ", ".join(f"[{lo}, {hi}]" for lo, hi in ranges),
-            "budget_function": BUDGET_FUNCTIONS[space.budget.kind],
+            "sample_range": sample_range_text(space),
+            "budget_function": budget_function(space),
             "batch_size": k,
             "example": example or example_json(space),
         }
