@@ -149,6 +149,43 @@ def test_initial_guidelines_prompt(prompts, task, space, history):
     assert text.index("1. Model choice") < text.index("2. Sample count") < text.index("3. Budget balance")
 
 
+def test_without_probes_the_initial_prompt_says_none_for_insight1(prompts, task, space, history):
+    """The ablation "w/o Insight 1" (searcher.probes=false): the agent's first guidelines prompt
+    replaces the Insight-1 item with "None" (the paper's code), the other items stay."""
+    from components.bank import SampleBank
+    from components.reasoners.rules import RulesReasoner
+    from components.searchers.agenttts import AgentTTSSearcher
+    from flows.build import build
+    from flows.cli import compose
+
+    text = render_guidelines(prompts, task, space, history, recent=2, initial=True, insight1=False)
+    assert "1. None.\n2. Sample count (Insight 2)." in text
+    assert "Insight 1" not in text and "compares different model sizes" not in text
+    assert "3. Budget balance (Insight 3)." in text
+
+    class Recording(RulesReasoner):
+        """The rules reasoner, keeping the prompts the searcher sends it."""
+
+        def __init__(self):
+            self.sent: list[tuple[str, str]] = []
+
+        def complete(self, system, prompt, view):
+            self.sent.append((view.kind, prompt))
+            return super().complete(system, prompt, view)
+
+    env = build(compose(["data.train_size=10"])).environment(bank=SampleBank(None))
+    for probes in (False, True):
+        reasoner = Recording()
+        searcher = AgentTTSSearcher(reasoner, prompts, task, n_questions=10, probes=probes)
+        history_: list = []
+        while not reasoner.sent:  # the random start (or the probes), then the first round
+            history_ += env.evaluate([p.allocation for p in searcher.propose(env.space, history_, 4)])
+        kind, first = reasoner.sent[0]
+        assert kind == "initial_guidelines"
+        assert ("1. None." in first) is not probes and ("(Insight 1)" in first) is probes
+        assert len(history_lines(first)) == (len(insight1_probes(env.space)) if probes else 1)  # what it was run on
+
+
 def test_later_guidelines_prompt_splits_old_and_recent_history(prompts, task, space, history):
     text = render_guidelines(prompts, task, space, history, recent=2, initial=False)
     assert_common(text, space, task)

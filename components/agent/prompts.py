@@ -9,6 +9,7 @@ stops the search at start-up with its name.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -181,12 +182,25 @@ def common_values(prompts: PromptSet, task: TaskInfo, space: SearchSpace) -> dic
     }
 
 
+INSIGHT1_ITEM = re.compile(r"^1\. .*\(Insight 1\).*$", re.M)
+
+
 def render_guidelines(
-    prompts: PromptSet, task: TaskInfo, space: SearchSpace, history: list[TrialResult], recent: int, initial: bool
+    prompts: PromptSet,
+    task: TaskInfo,
+    space: SearchSpace,
+    history: list[TrialResult],
+    recent: int,
+    initial: bool,
+    insight1: bool = True,
 ) -> str:
+    """The guidelines prompt of a round. ``insight1=False`` (the ablation "w/o Insight 1": no probes
+    were run) replaces the initial prompt's Insight-1 item, the line ``1. ... (Insight 1) ...``, with
+    ``1. None.``, as the paper's code does."""
     values = common_values(prompts, task, space)
     if initial:
-        return prompts.render("initial_guidelines", **values, history=history_text(space, history))
+        text = prompts.render("initial_guidelines", **values, history=history_text(space, history))
+        return text if insight1 else INSIGHT1_ITEM.sub("1. None.", text, count=1)
     cut = max(0, len(history) - max(0, recent))  # recent > len(history): all of it is recent
     old, new = history[:cut], history[cut:]
     return prompts.render(

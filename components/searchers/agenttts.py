@@ -110,7 +110,7 @@ class AgentTTSSearcher:
         if self._queue:
             out, self._queue = self._queue[:k], self._queue[k:]
             return out
-        if not history:  # no probes: one random start, as the paper's ablation
+        if not history:  # no probes: one random feasible start (the paper's ablation: a random model and count)
             (a,) = space.sample(np.random.default_rng(self.seed), 1)
             return [
                 Proposal(a, "random initial trial (probes off)", {"insight": "", "source": "random", "repairs": []})
@@ -123,7 +123,7 @@ class AgentTTSSearcher:
         initial = self.round == 1
         kind = "initial_guidelines" if initial else "guidelines"
         recent = max(1, min(k, len(history)))
-        gprompt = render_guidelines(self.prompts, self.task, space, history, recent, initial)
+        gprompt = render_guidelines(self.prompts, self.task, space, history, recent, initial, self.use_probes)
         if self.prior is not None:
             gprompt += "\n\n" + self.guidelines[0]
         guideline = self._ask(system, gprompt, self._view(kind, space, history, k)).strip()
