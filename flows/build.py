@@ -82,6 +82,7 @@ BOOL_OPTIONS = (  # switches checked before anything is built (absent ones keep 
     "searcher.probes",
     "champion.enabled",
     "bench.initial_design",
+    "dry_run",
 )
 
 

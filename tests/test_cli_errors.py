@@ -60,6 +60,8 @@ CASES = {
     "missing samples file": (["bank", "import-samples", "/nonexistent.jsonl"], "no samples file at /nonexistent.jsonl"),
     "bench workers below one": (["bench", "bench.jobs=0"], "bench.jobs must be an integer >= 1, got 0"),
     "switch not a boolean": (["search", "searcher.probes=no"], "searcher.probes must be true or false, got 'no'"),
+    # once taken as on: any non-empty value ran the dry run
+    "dry run not a boolean": (["search", "dry_run=maybe"], "dry_run must be true or false, got 'maybe'"),
     "missing data path": (["search", "task=2wiki"], "give data.path=FILE"),
     "data path is a folder": (["search", "task=gsm8k", "data.path=/tmp"], "data.path /tmp is a folder; give one file"),
     "missing dataset file": (["search", "task=2wiki", "data.path=/nonexistent/tts.json"], "/nonexistent/tts.json"),
