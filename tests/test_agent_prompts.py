@@ -471,6 +471,21 @@ def test_probes_at_a_low_budget_downsize(space):
         assert low.is_feasible(a) and "Qwen2.5-72B" not in str(a)
 
 
+def test_a_probe_stopped_short_of_the_stage_budget_says_so():
+    """ChatDev's coding range [1, 10] stops the 3B probe at 174 of the 745-unit stage budget: its
+    reason must not read as a comparison at equal budget."""
+    space = _ctx("task=chatdev").space
+    why = {str(a): w for a, _, w in insight1_probes(space)}
+    coding_3b = why["coding=Llama-3.2-3B:10 static_test=Llama-3.1-70B:1 dynamic_test=Llama-3.1-70B:1"]
+    assert coding_3b.endswith(
+        "at the stage budget 745 units (other stages fixed); capped by the stage's range [1, 10], it spends 174 of them"
+    )
+    static_3b = why["coding=Llama-3.1-70B:1 static_test=Llama-3.2-3B:60 dynamic_test=Llama-3.1-70B:1"]
+    assert "capped by the 60-sample cap, it spends 494 of them" in static_3b
+    coding_70b = why["coding=Llama-3.1-70B:1 static_test=Llama-3.1-70B:1 dynamic_test=Llama-3.1-70B:1"]
+    assert "capped" not in coding_70b  # one sample is the whole stage budget
+
+
 def test_probe_cap(space):
     capped = [(str(a), st) for a, st, _ in insight1_probes(space, cap=30)]
     assert ("retrieval=Qwen2.5-7B:30 qa=Llama-3.1-70B:1", "retrieval") in capped

@@ -54,11 +54,19 @@ def stage_probes(space: SearchSpace, cap: int = PROBE_CAP) -> dict[str, tuple[tu
             a = Allocation(choice)
             if space.is_feasible(a) and all(a != b for b, _ in out[stage.name]):
                 budget_txt = f"{b_i:.0f}" if math.isfinite(b_i) else "?"
-                out[stage.name].append(
-                    (
-                        a,
-                        f"Insight 1 probe of stage '{stage.name}': {m.name} with {n} samples at the stage budget "
-                        f"{budget_txt} {space.budget.kind} (other stages fixed)",
-                    )
+                why = (
+                    f"Insight 1 probe of stage '{stage.name}': {m.name} with {n} samples at the stage budget "
+                    f"{budget_txt} {space.budget.kind} (other stages fixed)"
                 )
+                # the sample range or the cap can stop a small model short of the stage budget: say so,
+                # or the comparison reads as one at equal budget
+                if space.stage_cost(stage.name, m.name, n + 1) <= b_i + 1e-9:
+                    limit = (
+                        f"the {cap}-sample cap"
+                        if n == cap
+                        else f"the stage's range [{stage.min_samples}, {stage.max_samples}]"
+                    )
+                    spent = space.stage_cost(stage.name, m.name, n)
+                    why += f"; capped by {limit}, it spends {spent:.4g} of them"
+                out[stage.name].append((a, why))
     return {st: tuple(p) for st, p in out.items()}

@@ -10,7 +10,8 @@
   ones revise the current guidelines from this task's results (the feedback).
 * ``agenthpo`` (AgentHPO, adapted): Creator/Executor. The Executor's role (run the trials, analyse the
   log) is the flow plus one analysis prompt per round, which writes the searcher's own guidelines
-  (the first ones from the task description alone); the Creator proposes ``k`` trials, each with a
+  (the first ones from the task description and whatever history there is: none in a plain search,
+  the shared Insight-1 probes in `agenttts bench`); the Creator proposes ``k`` trials, each with a
   rationale, given the task, the model choices, the budget, the full log and the analyses.
 
 They are LLM methods by definition: there is no rules fallback, and ``flows.build.make_searcher``
