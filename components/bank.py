@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -208,14 +209,32 @@ def connect(path: str | Path) -> sqlite3.Connection:
     return db
 
 
+def _check_bank_file(path: Path) -> None:
+    """One BankFileError unless ``path`` is an SQLite file holding a bank's tables. Opens it read-only:
+    ``sqlite3.connect`` on an empty or foreign file would turn it into a database."""
+    with open(path, "rb") as fh:
+        is_sqlite = fh.read(16) == b"SQLite format 3\x00"
+    tables: set = set()
+    if is_sqlite:
+        try:
+            with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+                tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.DatabaseError:
+            pass
+    if not {"streams", "samples"} <= tables:
+        raise BankFileError(f"{path} is not a sample bank file (no streams and samples tables); nothing was changed")
+
+
 def export_bank(src: str | Path, dest: str | Path) -> dict[str, int]:
-    """Copy the bank at ``src`` into the single file ``dest`` (a consistent snapshot; ``dest`` must not exist)."""
+    """Copy the bank at ``src`` into the single file ``dest`` (a consistent snapshot; ``dest`` must not
+    exist, its folder must)."""
     src, dest = Path(src), Path(dest)
     if not src.exists():
         raise BankFileError(f"no sample bank at {src} (bank.path)")
     if dest.exists():
         raise BankFileError(f"{dest} exists; export writes a new file")
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not dest.parent.is_dir():
+        raise BankFileError(f"no folder {dest.parent} to write {dest.name} into")
     with connect(src) as a:
         b = sqlite3.connect(dest)
         a.backup(b)
@@ -230,8 +249,9 @@ def import_bank(src: str | Path, dest: str | Path) -> dict[str, int]:
     ``conflicts`` when the text differs: both machines generated that index independently).
     """
     src, dest = Path(src), Path(dest)
-    if not src.exists():
+    if not src.is_file():
         raise BankFileError(f"no bank file at {src}")
+    _check_bank_file(src)
     try:
         connect(src).close()  # upgrades an older file's columns; fails on a file that is not a bank
     except sqlite3.DatabaseError as e:

@@ -52,15 +52,14 @@ def samples_file(path: str | Path) -> Path:
     return path
 
 
-def import_samples(path: str | Path, env, task_metric: str) -> ImportReport:
-    """Append the samples of the JSONL file at ``path`` to ``env.bank`` (``env.items``: all questions).
-
-    ``env`` is an Environment whose bank and world are the target; ``task_metric`` scores ``correct`` labels.
-    """
+def plan_samples(path: str | Path, task, space, items: list) -> list[tuple]:
+    """The records of the JSONL file at ``path``, each checked against the task, its space and the
+    questions ``items``; one DatasetError naming the line otherwise, or when there is none. Reads only:
+    run it before the bank is opened, so bad input leaves no bank behind."""
     path = samples_file(path)
-    items = {it.id: j for j, it in enumerate(env.items)}
-    stages = {s.name: (i, s) for i, s in enumerate(env.task.stages)}
-    models = {s.name: {m.name for m in s.models} for s in env.space.stages}
+    by_id = {it.id: j for j, it in enumerate(items)}
+    stages = {s.name: (i, s) for i, s in enumerate(task.stages)}
+    models = {s.name: {m.name for m in s.models} for s in space.stages}
     plan = []
     for n, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():
@@ -73,11 +72,11 @@ def import_samples(path: str | Path, env, task_metric: str) -> ImportReport:
         if not isinstance(rec, dict):
             raise DatasetError(f"{where}: expected an object")
         qid, model, samples = rec.get("question_id"), rec.get("model"), rec.get("samples")
-        stage_name = rec.get("stage") or env.task.stages[0].name
+        stage_name = rec.get("stage") or task.stages[0].name
         if stage_name not in stages:
             raise DatasetError(f"{where}: unknown stage '{stage_name}'; stages: {list(stages)}")
         i, stage = stages[stage_name]
-        if str(qid) not in items:
+        if str(qid) not in by_id:
             raise DatasetError(f"{where}: question_id '{qid}' is not in the task's dataset (data.path)")
         if model not in models[stage_name]:
             raise DatasetError(
@@ -96,8 +95,20 @@ def import_samples(path: str | Path, env, task_metric: str) -> ImportReport:
                 not isinstance(v, list) or len(v) != len(samples) or not all(isinstance(x, want) for x in v)
             ):
                 raise DatasetError(f"{where}: '{field}' must be a list of {want.__name__} with one per sample")
-        plan.append((rec, items[str(qid)], i, stage, model, samples, upstream if i > 0 else None))
+        plan.append((rec, by_id[str(qid)], i, stage, model, samples, upstream if i > 0 else None))
+    if not plan:
+        raise DatasetError(f"{path}: no records (one JSON object per line)")
+    return plan
 
+
+def import_samples(path: str | Path, env, task_metric: str, plan: list[tuple] | None = None) -> ImportReport:
+    """Append the samples of the JSONL file at ``path`` to ``env.bank`` (``env.items``: all questions).
+
+    ``env`` is an Environment whose bank and world are the target; ``task_metric`` scores ``correct``
+    labels; ``plan``: the file's records as :func:`plan_samples` checked them (read again if omitted).
+    """
+    if plan is None:
+        plan = plan_samples(path, env.task, env.space, env.items)
     report = ImportReport()
     keys = []
     for _, j, _, stage, model, _, upstream in plan:

@@ -409,7 +409,7 @@ def cmd_import_samples(cfg: dict, file: str) -> int:
     from components.backends.replay import ReplayBackend
     from components.datasets import load_items, synthetic_items
     from components.pipeline import Environment
-    from components.sample_import import import_samples, samples_file
+    from components.sample_import import import_samples, plan_samples, samples_file
     from flows.build import build, load_data, make_bank
 
     samples_file(file)  # before the bank is opened: a missing file leaves no .agenttts/ behind
@@ -421,9 +421,11 @@ def cmd_import_samples(cfg: dict, file: str) -> int:
         load_data(cfg)  # the file exists and parses (one clear message otherwise)
         items = load_items(fmt, Path(d["path"]).expanduser())
     world = str(cfg["backend"].get("world") or "")
+    plan = plan_samples(file, ctx.task, ctx.space, items)  # every record checked before the bank is opened
     bank = make_bank(cfg)
     try:
-        r = import_samples(file, Environment(ctx.task, ctx.space, ReplayBackend(world), bank, items), ctx.task.metric)
+        env = Environment(ctx.task, ctx.space, ReplayBackend(world), bank, items)
+        r = import_samples(file, env, ctx.task.metric, plan)
     finally:
         bank.close()
     print(

@@ -199,6 +199,26 @@ def test_bank_cli_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "junk.sqlite").write_text("not a database " * 100)
     assert main(["bank", "import", str(tmp_path / "junk.sqlite"), f"bank.path={tmp_path / 'b.sqlite'}"]) == 2
     assert "is not a sample bank file" in capsys.readouterr().err
+    # an empty file, or an SQLite file of something else: refused, and left exactly as it was (opening
+    # it read-write would have written a bank's tables into it)
+    import sqlite3
+
+    empty, other = tmp_path / "empty.sqlite", tmp_path / "other.sqlite"
+    empty.write_bytes(b"")
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE t (x)")
+    db.close()
+    before = other.read_bytes()
+    for f in (empty, other):
+        assert main(["bank", "import", str(f), f"bank.path={tmp_path / 'b.sqlite'}"]) == 2
+        assert "is not a sample bank file" in capsys.readouterr().err
+    assert empty.read_bytes() == b"" and other.read_bytes() == before
+    assert not (tmp_path / "b.sqlite").exists()
+    # export into a folder that does not exist: refused, nothing created
+    _bank_with(tmp_path / "bank.sqlite", stream_key("m", "p", "t"), ["a"])
+    out = tmp_path / "no" / "such" / "out.sqlite"
+    assert main(["bank", "export", str(out), f"bank.path={tmp_path / 'bank.sqlite'}"]) == 2
+    assert f"no folder {out.parent}" in capsys.readouterr().err and not (tmp_path / "no").exists()
 
 
 # -- start-up errors through the CLI ----------------------------------------------------------------
@@ -397,6 +417,14 @@ def test_public_samples_import_then_replay_scores_them(tmp_path, capsys):
     assert main(["bank", "import-samples", str(bad), *ov]) == 2
     assert f"{bad}:2: model 'GPT-9' is not a candidate of stage 'solve'" in capsys.readouterr().err
     assert counts(tmp_path / "bank.sqlite") == before  # nothing written
+    # bad or empty input into a folder without a bank: refused before the bank is opened, none created
+    fresh = [*ov[:-1], f"bank.path={tmp_path / 'fresh' / 'bank.sqlite'}"]
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    assert main(["bank", "import-samples", str(empty), *fresh]) == 2
+    assert f"{empty}: no records" in capsys.readouterr().err
+    assert main(["bank", "import-samples", str(bad), *fresh]) == 2
+    assert "GPT-9" in capsys.readouterr().err and not (tmp_path / "fresh").exists()
 
 
 def test_failed_trials_are_shown_to_llm_agents_as_failed(compose_cfg):
