@@ -523,8 +523,23 @@ def run_bench(cfg: dict, progress=print) -> Path:
     from flows.build import int_option
 
     b = cfg.get("bench") or {}
+    for key in ("scenarios", "searchers"):
+        names = _names(cfg.get(key))
+        if cfg.get(key) is not None and not names:
+            raise ConfigError(f"{key}=[] names none; leave {key} out for the default")
+        if len(set(names)) < len(names):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            raise ConfigError(f"{key} lists {twice} more than once (a repeat would count as more seeds)")
     scenarios = _names(cfg.get("scenarios")) or public_scenarios()
     searchers = _names(cfg.get("searchers")) or list(LLM_FREE)
+    fixed = [o for o in cfg.get("cli_overrides", []) if _key(o) in ("task", "scenario", "scenario.seed", "data.seed")]
+    if fixed:
+        raise ConfigError(
+            f"{fixed[0]}: the bench sets each job's task, scenario and seeds itself; use scenarios=[...] and seeds=N"
+        )
+    out = Path(b.get("out", "bench-out"))
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"bench.out={out} is a file; give a folder")
     seeds, trials = int_option(cfg, "seeds", 1, 10), int_option(cfg, "trials")
     workers = int_option(cfg, "bench.jobs", 1, 2)
     from components.searchers import SEARCHERS
@@ -577,7 +592,6 @@ def run_bench(cfg: dict, progress=print) -> Path:
             progress(
                 f"{j['scenario']}: {ctx.space.size} feasible allocations > bench.oracle_max_space={j['oracle_max_space']}: no grid oracle, oracle columns left empty"
             )
-    out = Path(b.get("out", "bench-out"))
     out.mkdir(parents=True, exist_ok=True)
     progress(
         f"bench: {len(scenarios)} scenarios x {len(searchers)} searchers x {seeds} seeds x {trials} trials "

@@ -60,7 +60,7 @@ def int_option(cfg: dict, key: str, minimum: int = 1, default: int | None = None
 
 
 INT_OPTIONS = (  # checked before anything is built: (key, minimum, default when null or absent)
-    ("trials", 1, 1),
+    ("trials", 1, None),  # no default: a null trials has no meaning
     ("seed", 0, 0),
     ("searcher.batch_size", 1, 10),
     ("data.train_size", 1, None),
@@ -82,6 +82,7 @@ BOOL_OPTIONS = (  # switches checked before anything is built (absent ones keep 
     "searcher.probes",
     "champion.enabled",
     "bench.initial_design",
+    "searcher.bypass_device_context",
     "dry_run",
 )
 
@@ -298,6 +299,42 @@ def scenario_origin(cfg: dict) -> str:
     return f"'{name}'" if name else "<config>"
 
 
+MLFLOW_SCHEMES = ("sqlite", "file", "http", "https", "postgresql", "mysql", "mssql", "databricks")
+
+
+def check_locations(cfg: dict) -> None:
+    """Where things are written, checked before anything runs (each was once a traceback or a hang
+    mid-search): the MLflow store and experiment, Prefect's home, the sample bank, the output files."""
+    import importlib.metadata
+    from urllib.parse import urlparse
+
+    m = cfg.get("mlflow") or {}
+    uri = m.get("tracking_uri")
+    if not isinstance(uri, str) or not uri:
+        raise ConfigError(f"mlflow.tracking_uri must be a URI such as sqlite:///mlruns/mlflow.db, got {uri!r}")
+    scheme = urlparse(uri).scheme
+    plugins = {e.name for e in importlib.metadata.entry_points(group="mlflow.tracking_store")}
+    if scheme and len(scheme) > 1 and scheme.split("+")[0] not in (*MLFLOW_SCHEMES, *plugins):  # "C:" is a path
+        raise ConfigError(
+            f"mlflow.tracking_uri {uri!r}: MLflow has no store for scheme {scheme!r}; use sqlite:///PATH, "
+            "a folder, or an http(s) tracking server"
+        )
+    if m.get("experiment") is not None and not isinstance(m["experiment"], str):
+        raise ConfigError(f"mlflow.experiment must be a name, got {m['experiment']!r}")
+    paths = {
+        "prefect.home": ((cfg.get("prefect") or {}).get("home"), "a folder"),
+        "bank.path": ((cfg.get("bank") or {}).get("path"), "a file"),
+        "predictions": (cfg.get("predictions"), "a file"),
+        "sweep_out": (cfg.get("sweep_out"), "a folder"),
+    }
+    for key, (value, want) in paths.items():
+        if not value:
+            continue
+        path = Path(str(value)).expanduser()
+        if path.exists() and path.is_dir() != (want == "a folder"):
+            raise ConfigError(f"{key}={value} is {'a folder' if path.is_dir() else 'a file'}; give {want}")
+
+
 def build(cfg: dict, with_data: bool = True) -> Context:
     """Validate the whole config and build the search context. Raises one AgentTTSError on bad input."""
     for key, minimum, default in INT_OPTIONS:
@@ -305,6 +342,7 @@ def build(cfg: dict, with_data: bool = True) -> Context:
     for key in BOOL_OPTIONS:
         if (value := _option(cfg, key)) is not None:
             check_bool(value, key)
+    check_locations(cfg)
     backend = cfg["backend"]["name"]
     if backend not in BACKENDS:
         raise UnknownNameError(f"unknown backend '{backend}'; available: {list(BACKENDS)}")

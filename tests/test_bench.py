@@ -229,6 +229,11 @@ def test_bench_workers_pin_blas_over_the_environment(monkeypatch, capsys):
         (["bench", "seeds=0"], "seeds must be an integer >= 1, got 0"),
         (["bench", "trials=abc"], "trials must be an integer >= 1, got 'abc'"),
         (["bench", "bench.blas_pins=maybe"], "bench.blas_pins must be true or false, got 'maybe'"),
+        # each once ran: [] as the defaults, a repeat as more seeds, task= ignored, a file as the output folder
+        (["bench", "searchers=[]"], "searchers=[] names none; leave searchers out for the default"),
+        (["bench", "scenarios=[2wiki,2wiki]"], "scenarios lists ['2wiki'] more than once"),
+        (["bench", "task=gsm8k"], "task=gsm8k: the bench sets each job's task, scenario and seeds itself"),
+        (["bench", "bench.out=/etc/passwd"], "bench.out=/etc/passwd is a file; give a folder"),
     ],
 )
 def test_bench_bad_input(argv, message, tmp_path, monkeypatch, capsys):

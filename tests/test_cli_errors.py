@@ -60,6 +60,34 @@ CASES = {
     "missing samples file": (["bank", "import-samples", "/nonexistent.jsonl"], "no samples file at /nonexistent.jsonl"),
     "bench workers below one": (["bench", "bench.jobs=0"], "bench.jobs must be an integer >= 1, got 0"),
     "switch not a boolean": (["search", "searcher.probes=no"], "searcher.probes must be true or false, got 'no'"),
+    # each of these once ended in a traceback (or a hang) after the search had started
+    "trials null": (["search", "trials=null"], "trials must be an integer >= 1, got None"),
+    "reasoner number not a number": (
+        ["search", "reasoner=openai", "reasoner.temperature=hot", "reasoner.base_url=http://127.0.0.1:9/v1"],
+        "reasoner.temperature must be a number, got 'hot'",
+    ),
+    "backend number not a number": (
+        ["search", "backend=openai", "backend.timeout_s=x", "backend.base_url=http://127.0.0.1:9/v1"],
+        "backend.timeout_s must be a number, got 'x'",
+    ),
+    "mlflow store of no scheme": (
+        ["search", "mlflow.tracking_uri=bogus://x"],
+        "MLflow has no store for scheme 'bogus'",
+    ),
+    "mlflow experiment not a name": (["search", "mlflow.experiment=[a,b]"], "mlflow.experiment must be a name"),
+    "prefect home is a file": (
+        ["search", "prefect.home=/etc/passwd"],
+        "prefect.home=/etc/passwd is a file; give a folder",
+    ),
+    "bank path is a folder": (["search", "bank.path=/tmp"], "bank.path=/tmp is a folder; give a file"),
+    "predictions is a folder": (
+        ["run", *ALLOC, "data.path=/etc/passwd", "predictions=/tmp"],
+        "predictions=/tmp is a folder; give a file",
+    ),
+    "gp switch not a boolean": (
+        ["search", "searcher=optuna_gp", "searcher.bypass_device_context=maybe"],
+        "searcher.bypass_device_context must be true or false, got 'maybe'",
+    ),
     # once taken as on: any non-empty value ran the dry run
     "dry run not a boolean": (["search", "dry_run=maybe"], "dry_run must be true or false, got 'maybe'"),
     "missing data path": (["search", "task=2wiki"], "give data.path=FILE"),
@@ -216,4 +244,13 @@ def test_a_sweep_with_one_bad_job_runs_none(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "[job 2/2] trials=abc: invalid; no job was run" in err
     assert "error: trials must be an integer >= 1, got 'abc'" in err
+    assert not (tmp_path / "mlruns").exists() and not (tmp_path / ".agenttts").exists()
+
+
+def test_a_sweep_whose_output_is_a_file_runs_no_job(tmp_path, monkeypatch, capsys):
+    # once: both searches ran and were logged, then the frontier failed to write (a half-valid sweep)
+    monkeypatch.chdir(tmp_path)
+    assert main(["search", "-m", "trials=2,3", "data.train_size=5", "sweep_out=/etc/passwd"]) == 2
+    err = capsys.readouterr().err
+    assert "no job was run" in err and "error: sweep_out=/etc/passwd is a file; give a folder" in err
     assert not (tmp_path / "mlruns").exists() and not (tmp_path / ".agenttts").exists()

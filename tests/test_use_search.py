@@ -223,3 +223,4 @@ def test_no_champion_is_one_clear_message(tmp_path, monkeypatch, capsys):
     assert main(["evaluate", "allocation=champion", *DATA]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "no champion for task 'synthetic'" in err
+    assert not (tmp_path / "mlruns").exists()  # the lookup created no empty store

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from components.backends.base import Generation, Request
-from components.errors import BackendError, ConfigError
+from components.errors import BackendError, ConfigError, check_int, check_number
 
 _RETRY_STATUS = (408, 409, 429)
 
@@ -91,7 +91,15 @@ class OpenAIBackend:
     ):
         if n_mode not in ("auto", "native", "repeat"):
             raise ConfigError(f"backend.n_mode must be auto, native or repeat, got '{n_mode}'")
-        if int(concurrency) < 1 or float(timeout_s) <= 0 or int(max_retries) < 0 or float(backoff_s) < 0:
+        concurrency, max_retries = (
+            check_int(concurrency, "backend.concurrency", 0),
+            check_int(max_retries, "backend.max_retries", 0),
+        )
+        timeout_s, backoff_s = (
+            check_number(timeout_s, "backend.timeout_s"),
+            check_number(backoff_s, "backend.backoff_s"),
+        )
+        if concurrency < 1 or timeout_s <= 0 or max_retries < 0 or backoff_s < 0:
             raise ConfigError(
                 "backend 'openai': need concurrency >= 1, timeout_s > 0, max_retries >= 0, backoff_s >= 0; "
                 f"got {concurrency}, {timeout_s}, {max_retries}, {backoff_s}"

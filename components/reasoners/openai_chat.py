@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-from components.errors import ConfigError
+from components.errors import ConfigError, check_int, check_number
 from components.reasoners.base import AgentView, ReasonerError, Reply
 
 # status codes of a models listing that only mean "this server does not list models"
@@ -67,7 +67,15 @@ class OpenAIReasoner:
             raise ConfigError(
                 "reasoner.api_key_env must be the NAME of an environment variable holding the key (e.g. OPENAI_API_KEY), not the key itself"
             )
-        if float(timeout_s) <= 0 or int(max_tokens) < 1 or int(max_retries) < 0 or float(temperature) < 0:
+        timeout_s, temperature = (
+            check_number(timeout_s, "reasoner.timeout_s"),
+            check_number(temperature, "reasoner.temperature"),
+        )
+        max_tokens, max_retries = (
+            check_int(max_tokens, "reasoner.max_tokens", 0),
+            check_int(max_retries, "reasoner.max_retries", 0),
+        )
+        if timeout_s <= 0 or max_tokens < 1 or max_retries < 0 or temperature < 0:
             raise ConfigError(
                 f"reasoner 'openai': need timeout_s > 0, max_tokens >= 1, max_retries >= 0, temperature >= 0; "
                 f"got {timeout_s}, {max_tokens}, {max_retries}, {temperature}"
