@@ -55,7 +55,12 @@ def _read_records(path: str | Path) -> list[dict]:
 
 
 def _read_json_stdlib(path: Path) -> list[dict]:
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DatasetError(
+            f"dataset file {path} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); save it as UTF-8"
+        ) from None
     if path.suffix == ".jsonl":
         records = []
         for lineno, line in enumerate(text.splitlines(), 1):
@@ -115,6 +120,8 @@ class _Record:
 
     def answers(self, values: list) -> tuple[str, ...]:
         # Real files repeat aliases (2wiki often lists the gold twice); keep first occurrences.
+        if not all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in values):
+            raise self.error(f"gold answers must be strings (or numbers), got {values!r}")
         out = tuple(dict.fromkeys(str(v).strip() for v in values if str(v).strip()))
         if not out:
             raise self.error("no non-empty gold answer")
@@ -196,7 +203,9 @@ def _pairs(r: _Record, key: str, first: str, second: str) -> list[tuple]:
     if isinstance(value, dict):
         if first not in value or second not in value:
             raise r.error(f"field '{key}' needs keys '{first}' and '{second}'")
-        return list(zip(value[first], value[second], strict=False))
+        if len(value[first]) != len(value[second]):
+            raise r.error(f"field '{key}': {len(value[first])} '{first}' entries but {len(value[second])} '{second}'")
+        return list(zip(value[first], value[second], strict=True))
     if isinstance(value, list) and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in value):
         return [tuple(p) for p in value]
     raise r.error(f"field '{key}' should be a dict of '{first}'/'{second}' lists or a list of pairs")
@@ -211,11 +220,19 @@ def load_hotpotqa(path: str | Path) -> list[Item]:
         candidates: list[str] = []
         position: dict[tuple[str, int], int] = {}
         for title, sentences in _pairs(r, "context", "title", "sentences"):
+            if not isinstance(sentences, list | tuple):
+                raise r.error(
+                    f"field 'context': the sentences of '{title}' should be a list, got {type(sentences).__name__}"
+                )
             for sid, sent in enumerate(sentences):
                 if str(sent).strip():  # some paragraphs carry empty sentence slots
                     candidates.append(f"{title}: {str(sent).strip()}")
                     position.setdefault((title, sid), len(candidates))
         facts = _pairs(r, "supporting_facts", "title", "sent_id")
+        if not all(isinstance(sid, int) and not isinstance(sid, bool) for _, sid in facts):
+            raise r.error(
+                f"field 'supporting_facts': every sent_id should be an integer, got {[sid for _, sid in facts]!r}"
+            )
         gold_ids = tuple(dict.fromkeys(position[(t, int(s))] for t, s in facts if (t, int(s)) in position))
         if not gold_ids:
             raise r.error("none of the 'supporting_facts' points at a context sentence")
@@ -330,8 +347,19 @@ def load_synthetic(path: str | Path) -> list[Item]:
         r = _Record(path, i, raw)
         cands = tuple(str(c) for c in r.structured("candidates", list))
         gold = r.structured("gold_ids", list)
-        if not all(isinstance(g, int) and 1 <= g <= len(cands) for g in gold):
-            raise r.error(f"field 'gold_ids' must hold 1-based indices into the {len(cands)} candidates")
+        if not cands:
+            raise r.error("field 'candidates' is empty: a select stage needs something to select")
+        if (
+            not gold
+            or len(set(gold)) < len(gold)
+            or not all(isinstance(g, int) and not isinstance(g, bool) and 1 <= g <= len(cands) for g in gold)
+        ):
+            raise r.error(
+                f"field 'gold_ids' must hold distinct 1-based indices into the {len(cands)} candidates, got {gold!r}"
+            )
+        wrong = raw.get("distractor_answers") or []
+        if not isinstance(wrong, list | tuple) or not all(isinstance(w, str) for w in wrong):
+            raise r.error(f"field 'distractor_answers' should be a list of strings, got {wrong!r}")
         items.append(
             Item(
                 id=r.item_id("synthetic"),
@@ -368,7 +396,16 @@ def load_items(fmt: str, path: str | Path, **kw) -> list[Item]:
     """Load a dataset file with the loader registered as ``fmt`` (see ``LOADERS``)."""
     if fmt not in LOADERS:
         raise UnknownNameError(f"unknown dataset format '{fmt}'; known: {', '.join(sorted(LOADERS))}")
-    return LOADERS[fmt](path, **kw)
+    items = LOADERS[fmt](path, **kw)
+    # ids key predictions, the sample bank and the train/test overlap check: a repeat would merge questions
+    seen: dict[str, int] = {}
+    for n, it in enumerate(items):
+        if it.id in seen:
+            raise DatasetError(
+                f"dataset file {path}: records {seen[it.id]} and {n} share the id {it.id!r}; ids must differ"
+            )
+        seen[it.id] = n
+    return items
 
 
 # --------------------------------------------------------------------------- synthetic

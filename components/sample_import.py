@@ -61,7 +61,11 @@ def plan_samples(path: str | Path, task, space, items: list) -> list[tuple]:
     stages = {s.name: (i, s) for i, s in enumerate(task.stages)}
     models = {s.name: {m.name for m in s.models} for s in space.stages}
     plan = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"{path} is not UTF-8 text (offset {e.start}); save it as UTF-8") from None
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         where = f"{path}:{n}"
@@ -95,6 +99,11 @@ def plan_samples(path: str | Path, task, space, items: list) -> list[tuple]:
                 not isinstance(v, list) or len(v) != len(samples) or not all(isinstance(x, want) for x in v)
             ):
                 raise DatasetError(f"{where}: '{field}' must be a list of {want.__name__} with one per sample")
+        tokens, pt = rec.get("output_tokens") or [], rec.get("prompt_tokens")
+        if any(t < 1 for t in tokens):
+            raise DatasetError(f"{where}: 'output_tokens' must be counts >= 1, got {tokens}")
+        if pt is not None and (isinstance(pt, bool) or not isinstance(pt, int) or pt < 1):
+            raise DatasetError(f"{where}: 'prompt_tokens' must be an integer >= 1, got {pt!r}")
         plan.append((rec, by_id[str(qid)], i, stage, model, samples, upstream if i > 0 else None))
     if not plan:
         raise DatasetError(f"{path}: no records (one JSON object per line)")

@@ -58,11 +58,22 @@ def top_allocations(
     Allocations over the current budget are projected onto it (noted); duplicates after that dropped.
     """
     names = [s.name for s in space.stages]
-    cols = set(rows[0]) if rows else set()
+    if not rows:
+        raise ConfigError(f"warm_start={ref}: its trials.csv holds no trials")
+    cols = set(rows[0])
     theirs = sorted(c[: -len(".model")] for c in cols if c.endswith(".model"))
     if sorted(names) != theirs:
         raise ConfigError(f"warm_start={ref}: that search has stages {theirs}, the current task has {sorted(names)}")
+    missing = [c for c in ("trial", "score", *(f"{n}.samples" for n in names)) if c not in cols]
+    if missing:
+        raise ConfigError(f"warm_start={ref}: its trials.csv lacks the column(s) {missing}")
     ok = [r for r in rows if r.get("status", "ok") == "ok"]
+    for n, r in enumerate(ok, 1):  # an edited or cut-off table: one message naming the row, not a traceback
+        try:
+            float(r["score"]), int(r["trial"]), float(r.get("cost/units") or 0)
+            [int(r[f"{name}.samples"]) for name in names]
+        except (TypeError, ValueError):
+            raise ConfigError(f"warm_start={ref}: trials.csv row {n} is not a complete trial: {dict(r)}") from None
     ok.sort(key=lambda r: (-float(r["score"]), float(r.get("cost/units") or 0), int(r["trial"])))
     allocs: list[Allocation] = []
     scores, notes = [], []

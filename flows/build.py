@@ -17,9 +17,10 @@ from components.bank import SampleBank
 from components.cost import CostModel
 from components.datasets import load_items, synthetic_items
 from components.errors import BackendError, ConfigError, DatasetError, UnknownNameError, check_bool, check_int
+from components.fusion import FUSIONS
 from components.items import Item
 from components.pipeline import Environment, StageSpec, TaskSpec
-from components.scenario import Scenario, load_scenario
+from components.scenario import KINDS, Scenario, load_scenario
 from components.searchers import SEARCHERS
 from components.space import Allocation, Budget, Model, SearchSpace, Stage
 from components.spend import spend_limits
@@ -99,7 +100,79 @@ def _decoding(d: dict | None, default_t: float, stage: dict | None = None) -> De
     )
 
 
+STAGE_KEYS = (
+    "name", "kind", "parser", "fusion", "models", "prompt", "prompt_tokens", "output_tokens", "samples",
+    "decoding", "fuse_decoding", "chat", "system", "chat_template",
+)  # fmt: skip
+DECODING_KEYS = ("temperature", "max_tokens", "stop")
+
+
+def check_task(t) -> None:
+    """A task config (``conf/task/*.yaml`` or the user's own on the search path), checked field by field
+    before anything is built: one ConfigError naming the field, the value and what is expected."""
+    if not isinstance(t, dict) or not isinstance(t.get("name"), str) or not t["name"].strip():
+        raise ConfigError(f"a task file must be a mapping with a `name:` (a string), got {type(t).__name__}")
+
+    def fail(where: str, problem: str) -> ConfigError:
+        return ConfigError(f"task '{t['name']}': {where} {problem}")
+
+    stages = t.get("stages")
+    if not isinstance(stages, list) or not stages:
+        raise fail("stages", f"= {stages!r}; expected a non-empty list of stages")
+    names = []
+    for i, s in enumerate(stages):
+        at = f"stages[{i}]"
+        if not isinstance(s, dict):
+            raise fail(at, f"= {s!r}; expected a mapping with keys {list(STAGE_KEYS)}")
+        unknown = [k for k in s if k not in STAGE_KEYS]
+        if unknown:
+            raise fail(f"{at}.{unknown[0]}", f"is an unknown key; allowed: {list(STAGE_KEYS)}")
+        for key in ("name", "kind", "parser", "fusion", "prompt"):
+            if not isinstance(s.get(key), str) or not s[key].strip():
+                raise fail(f"{at}.{key}", f"= {s.get(key)!r}; expected a non-empty string")
+        if s["name"] in names:
+            raise fail(f"{at}.name", f"= {s['name']!r} names two stages; stage names must differ")
+        names.append(s["name"])
+        if s["kind"] not in KINDS:
+            raise fail(f"{at}.kind", f"= {s['kind']!r}; expected one of {list(KINDS)}")
+        if s["fusion"] not in FUSIONS:
+            raise fail(f"{at}.fusion", f"= {s['fusion']!r}; expected one of {list(FUSIONS)}")
+        if s["fusion"] == "id_vote" and s["kind"] != "select":
+            raise fail(f"{at}.fusion", "= 'id_vote' merges selected ids: it needs kind: select")
+        models = s.get("models")
+        if not isinstance(models, list) or not models or not all(isinstance(m, str) and m for m in models):
+            raise fail(f"{at}.models", f"= {models!r}; expected a non-empty list of model names")
+        if len(set(models)) < len(models):
+            raise fail(f"{at}.models", f"= {models!r} lists a model twice")
+        for key in ("prompt_tokens", "output_tokens"):
+            v = s.get(key)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise fail(f"{at}.{key}", f"= {v!r}; expected an integer >= 1 (tokens)")
+        lo_hi = s.get("samples", [1, 100])
+        if (
+            not isinstance(lo_hi, list)
+            or len(lo_hi) != 2
+            or not all(isinstance(x, int) and not isinstance(x, bool) for x in lo_hi)
+            or not 1 <= lo_hi[0] <= lo_hi[1]
+        ):
+            raise fail(f"{at}.samples", f"= {lo_hi!r}; expected [lo, hi] with 1 <= lo <= hi")
+        for key in ("decoding", "fuse_decoding"):
+            d = s.get(key)
+            if d is None:
+                continue
+            if not isinstance(d, dict) or any(k not in DECODING_KEYS for k in d):
+                raise fail(f"{at}.{key}", f"= {d!r}; expected a mapping with keys {list(DECODING_KEYS)}")
+            temp, mt, stop = d.get("temperature", 0.0), d.get("max_tokens", 1), d.get("stop", [])
+            if isinstance(temp, bool) or not isinstance(temp, int | float) or temp < 0:
+                raise fail(f"{at}.{key}.temperature", f"= {temp!r}; expected a number >= 0")
+            if isinstance(mt, bool) or not isinstance(mt, int) or mt < 1:
+                raise fail(f"{at}.{key}.max_tokens", f"= {mt!r}; expected an integer >= 1")
+            if not isinstance(stop, list | None) or not all(isinstance(x, str) for x in stop or []):
+                raise fail(f"{at}.{key}.stop", f"= {stop!r}; expected a list of strings")
+
+
 def task_spec(t: dict) -> TaskSpec:
+    check_task(t)
     stages = tuple(
         StageSpec(
             name=s["name"],
@@ -133,6 +206,10 @@ def stages_from_scenario(sc: Scenario) -> list[Stage]:
 
 
 def stages_from_task(t: dict, catalog: dict) -> list[Stage]:
+    if not isinstance(catalog, dict):
+        raise ConfigError(
+            f"the model catalog (models=) must map model names to entries, got a {type(catalog).__name__}"
+        )
     out = []
     for s in t["stages"]:
         models = []
@@ -142,7 +219,16 @@ def stages_from_task(t: dict, catalog: dict) -> list[Stage]:
                     f"model '{name}' of stage '{s['name']}' is not in the model catalog; known: {sorted(catalog)}"
                 )
             m = catalog[name]
-            models.append(Model(name, float(m["params"]), m.get("price_per_mtok")))
+            params, price = (m.get("params"), m.get("price_per_mtok")) if isinstance(m, dict) else (None, None)
+            if isinstance(params, bool) or not isinstance(params, int | float) or params <= 0:
+                raise ConfigError(
+                    f"model catalog entry '{name}': params = {params!r}; expected a number > 0 (e.g. 7.0e9)"
+                )
+            if price is not None and (isinstance(price, bool) or not isinstance(price, int | float) or price < 0):
+                raise ConfigError(
+                    f"model catalog entry '{name}': price_per_mtok = {price!r}; expected a number >= 0 or null"
+                )
+            models.append(Model(name, float(params), price))
         lo, hi = s.get("samples") or [1, 100]
         out.append(
             Stage(s["name"], tuple(models), int(s["prompt_tokens"]), int(s["output_tokens"]), s["fusion"], lo, hi)
@@ -353,6 +439,10 @@ def build(cfg: dict, with_data: bool = True) -> Context:
         # the simulator takes the scenario's models, but a misspelt name in the task would only
         # surface on a real backend: the task's names are checked against the catalog here too
         stages_from_task(cfg["task"], cfg.get("models") or {})
+        if not isinstance(cfg["scenario"], dict):
+            raise ConfigError(
+                f"scenario {scenario_origin(cfg)}: the file must be a mapping (name:, stages:, ...), got a list"
+            )
         scenario = load_scenario(dict(cfg["scenario"]), origin=scenario_origin(cfg))
         check_scenario_fits(task, scenario)
         stages = stages_from_scenario(scenario)

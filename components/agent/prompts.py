@@ -66,9 +66,14 @@ class PromptSet:
         self.templates: dict[str, Template] = {}
         for name, required in (REQUIRED if files is None else files).items():
             path = self.folder / f"{name}.txt"
-            if not path.exists():
-                raise ConfigError(f"prompt file missing: {path}")
-            t = Template(path.read_text())
+            if not path.is_file():
+                raise ConfigError(f"prompt file missing: {path}" + (" (a folder is there)" if path.is_dir() else ""))
+            try:
+                t = Template(path.read_text(encoding="utf-8"))
+            except UnicodeDecodeError as e:
+                raise ConfigError(
+                    f"prompt file {path} is not UTF-8 text (offset {e.start}); save it as UTF-8"
+                ) from None
             if not t.is_valid():
                 raise ConfigError(f"prompt file {path} has a malformed placeholder (write a literal $ as $$)")
             ids = set(t.get_identifiers())
