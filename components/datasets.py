@@ -277,6 +277,11 @@ def load_gsm8k(path: str | Path) -> list[Item]:
         gold = solution.rsplit("####", 1)[1].strip().replace(",", "")
         if not gold:
             raise r.error("field 'answer' has nothing after '####'")
+        try:
+            float(gold)
+        except ValueError:
+            # the task's metric compares numbers: a word here could never be matched
+            raise r.error(f"field 'answer': the gold after '####' should be a number, got {gold!r}") from None
         items.append(
             Item(
                 id=r.item_id("gsm8k-main-test-#"),  # ZeroEval's ids, so recorded outputs line up

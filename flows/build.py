@@ -365,12 +365,12 @@ def measured_lengths(cfg: dict, stages: list[Stage], world: str) -> dict:
         b.close()
 
 
-def check_scenario_fits(task: TaskSpec, sc: Scenario) -> None:
+def check_scenario_fits(task: TaskSpec, sc: Scenario, origin: str = "") -> None:
     got = [(s.name, s.kind) for s in sc.stages]
     want = [(s.name, s.kind) for s in task.stages]
     if got != want:
         raise ConfigError(
-            f"scenario '{sc.name}' simulates stages {got} but task '{task.name}' has {want}; "
+            f"scenario '{sc.name}'{f' ({origin})' if origin else ''} simulates stages {got} but task '{task.name}' has {want}; "
             f"pick a scenario with the task's stages (e.g. scenario={task.name})"
         )
 
@@ -444,7 +444,7 @@ def build(cfg: dict, with_data: bool = True) -> Context:
                 f"scenario {scenario_origin(cfg)}: the file must be a mapping (name:, stages:, ...), got a list"
             )
         scenario = load_scenario(dict(cfg["scenario"]), origin=scenario_origin(cfg))
-        check_scenario_fits(task, scenario)
+        check_scenario_fits(task, scenario, scenario_origin(cfg))
         stages = stages_from_scenario(scenario)
     else:
         stages = stages_from_task(cfg["task"], cfg.get("models") or {})

@@ -138,6 +138,10 @@ def test_dataset_not_utf8_and_hotpotqa_sent_ids(tmp_path):
     f.write_text(json.dumps([{**hot, "context": {"title": ["T"], "sentences": ["one string"]}}]))
     with pytest.raises(DatasetError, match="the sentences of 'T' should be a list"):
         load_items("hotpotqa", f)
+    g = tmp_path / "gsm.jsonl"
+    g.write_text(json.dumps({"question": "How many?", "answer": "Add them. #### eighteen"}) + "\n")
+    with pytest.raises(DatasetError, match="the gold after '####' should be a number, got 'eighteen'"):
+        load_items("gsm8k", g)
 
 
 def test_broken_prompt_folder(tmp_path, monkeypatch, capsys):
