@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 from components.metrics import normalize_answer
-from components.parsers import parse_ids
+from components.parsers import parse_ids, parse_number
 
 FUSIONS = ("vote", "id_vote", "llm")
 
@@ -88,9 +88,24 @@ def majority_vote(samples: Sequence[str], parse: Callable[[str], str]) -> str:
     >>> majority_vote(["Answer: Paris", "Answer: Rome", "Answer: paris."], lambda s: s[8:])
     'Answer: Paris'
     """
-    keys = [normalize_answer(parse(s)) for s in samples]
+    keys = [_vote_key(parse(s), parse is parse_number) for s in samples]
     winner = Counter(keys).most_common(1)[0][0]
     return samples[keys.index(winner)]
+
+
+def _vote_key(answer: str, numeric: bool) -> str | float:
+    """What a vote counts as equal: numbers by value (text normalization would merge -5 with 5 and
+    1.85 with 18.5, and split 18 from 18.00), other answers by their normalized text.
+
+    >>> [_vote_key(a, True) for a in ("-5", "5", "18.00")], _vote_key("The Paris", False)
+    ([-5.0, 5.0, 18.0], 'paris')
+    """
+    if numeric:
+        try:
+            return float(answer)
+        except ValueError:
+            pass  # no number in the sample: its text, as for other answers
+    return normalize_answer(answer)
 
 
 def fusion_prompt(query: str, candidates: Sequence[str]) -> str:

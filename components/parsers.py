@@ -9,7 +9,9 @@ import re
 
 _ID = re.compile(r"\[(\d+)\]")
 _ANSWER = re.compile(r"(?:final answer is|answer\s*:)\s*(.+)", re.IGNORECASE)
-_NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
+# a minus only where no digit precedes it ("10-12" is a range, not -12); leading-dot decimals, an
+# exponent and the Unicode minus sign are numbers too
+_NUMBER = re.compile(r"(?<![\d.])[-\u2212]?\$?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?")
 
 
 def parse_ids(text: str) -> tuple[int, ...]:
@@ -32,7 +34,8 @@ def parse_answer(text: str) -> str:
     """
     matches = _ANSWER.findall(text)
     if matches:
-        return matches[-1].strip().splitlines()[0].strip()
+        answer = matches[-1].strip()  # "Answer: " with nothing after it is an empty answer
+        return answer.splitlines()[0].strip() if answer else ""
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     return lines[-1] if lines else ""
 
@@ -46,7 +49,9 @@ def parse_number(text: str) -> str:
     nums = _NUMBER.findall(text.split("####")[-1]) or _NUMBER.findall(text)
     if not nums:
         return ""
-    n = nums[-1].replace(",", "").replace("$", "")
+    n = nums[-1].replace(",", "").replace("$", "").replace("\u2212", "-")
+    if "e" in n.lower():  # 1e3 -> 1000, as the gold would be written
+        n = f"{float(n):.10g}"
     return n[:-2] if n.endswith(".0") else n
 
 

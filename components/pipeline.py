@@ -57,6 +57,8 @@ class TaskSpec:
         for m in (self.metric, *self.metrics):
             if m not in METRICS:
                 raise ConfigError(f"unknown metric '{m}' in task '{self.name}'; available: {sorted(METRICS)}")
+        if self.metric not in self.metrics:  # the main metric is read out of the metrics scored
+            raise ConfigError(f"task '{self.name}': metric '{self.metric}' must be one of metrics {list(self.metrics)}")
         for s in self.stages:
             if s.parser not in PARSERS:
                 raise ConfigError(f"unknown parser '{s.parser}' for stage '{s.name}'; available: {sorted(PARSERS)}")

@@ -300,7 +300,10 @@ class SearchSpace:
     def samples_for(self, stage: Stage, model: Model, flops: float) -> int:
         """Most samples of ``model`` within ``flops`` on ``stage`` (at least min, at most max)."""
         np_, nd = self.cost_model.token_lengths(stage.name, model.name)
-        n = math.floor((flops / (2 * model.params) - np_) / nd + 1e-9)
+        if self.cost_model.prefix_sharing:  # flops = 2·params·(Np + S·Nd)
+            n = math.floor((flops / (2 * model.params) - np_) / nd + 1e-9)
+        else:  # every sample encodes its own prompt: flops = 2·params·S·(Np + Nd)
+            n = math.floor(flops / (2 * model.params * (np_ + nd)) + 1e-9)
         return int(min(stage.max_samples, max(stage.min_samples, n)))
 
     def project(self, a: Allocation) -> Allocation:

@@ -56,6 +56,7 @@ TASK_CASES = {
     ),
     "id_vote on answers": (lambda t: t.replace("fusion: llm", "fusion: id_vote", 1), "it needs kind: select"),
     "unknown fusion": (lambda t: t.replace("fusion: llm", "fusion: mean", 1), "stages[1].fusion = 'mean'"),
+    "main metric not scored": (lambda t: t.replace("metrics: [em, f1]", "metrics: [f1]"), "metric 'em' must be one of"),
     "unknown key": (
         lambda t: t.replace("samples: [1, 100]", "sample: [1, 5]", 1),
         "stages[0].sample is an unknown key",

@@ -47,3 +47,19 @@ def test_llm_fuser_through_the_sim_backend():
     assert g1 == g2 and len(g1.texts) == 1
     assert parse_answer(g1.texts[0]) in {parse_answer(c) for c in cands}
     assert "Responses from models" in req.prompt and cands[2] in req.prompt
+
+
+def test_numeric_vote_counts_numbers_by_value():
+    # text normalization drops "-" and ".": it merged -5 with 5 (so -5 won) and split 18 from 18.00
+    from components.parsers import parse_number
+
+    assert majority_vote(["x = -5", "x = 5", "x = 5"], parse_number) == "x = 5"
+    assert majority_vote(["x = -5", "x = 5", "x = -5"], parse_number) == "x = -5"
+    assert majority_vote(["x = 1.85", "x = 18.5", "x = 18.5"], parse_number) == "x = 18.5"
+    assert majority_vote(["x = 7", "x = 18", "x = 18.00"], parse_number) == "x = 18"
+    assert majority_vote(["no idea", "x = 3", "No idea."], parse_number) == "no idea"  # no number: by text
+
+
+def test_an_empty_answer_is_parsed_not_a_crash():
+    assert parse_answer("Answer: ") == "" and parse_answer("Reasoning.\nAnswer:   \n") == ""
+    assert majority_vote(["Answer: ", "Answer: Rome", "Answer: "], parse_answer) == "Answer: "

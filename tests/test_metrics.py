@@ -124,3 +124,14 @@ def test_registry_names_and_signature():
     assert METRICS["f1"]("Eiffel", ["Eiffel Tower"]) == pytest.approx(2 / 3)
     assert METRICS["numeric"]("= 42", ["42"]) == 1.0
     assert METRICS["retrieval_f1"]([1, 2], [2]) == pytest.approx(2 / 3)
+
+
+@pytest.mark.parametrize(
+    "text, gold",
+    [("x = .5", "0.5"), ("x = 1e3", "1000"), ("x = \u22125", "-5"), ("between 10-12", "12"), ("t = 1.5e-3", "0.0015")],
+    ids=["leading dot", "exponent", "unicode minus", "a range is not a minus", "negative exponent"],
+)
+def test_numeric_match_reads_common_number_forms(text, gold):
+    from components.parsers import parse_number
+
+    assert numeric_match(text, gold) == 1.0, parse_number(text)

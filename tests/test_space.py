@@ -132,3 +132,15 @@ def test_projection_of_a_three_stage_allocation_over_budget_everywhere():
     assert sp.is_feasible(p)
     # nothing with fewer changed stages fits, so all three change
     assert sum(x != y for x, y in zip(a.choices, p.choices)) == 3
+
+
+def test_samples_for_follows_prefix_sharing():
+    """Two models of one size at one stage's FLOPs get the same samples, whether or not the samples
+    share the prompt's encoding (without sharing it the formula once gave 46 for 10)."""
+    from components.cost import CostModel
+
+    st = [Stage("qa", (Model("a", 3e9), Model("b", 3e9)), 256, 64, max_samples=50)]
+    for sharing in (True, False):
+        sp = SearchSpace(st, Budget("units", 1e6), CostModel(st, prefix_sharing=sharing))
+        flops = sp.cost_model.stage_cost("qa", "a", 10).flops
+        assert sp.samples_for(st[0], st[0].models[1], flops) == 10
