@@ -34,6 +34,13 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
 
 
+def missing_local_store(uri: str) -> bool:
+    """Whether ``uri`` names a local SQLite store that does not exist yet: a lookup there must answer
+    "nothing" without opening it, since opening creates an empty store where none was."""
+    db = sqlite_path(uri)
+    return db is not None and not db.exists()
+
+
 @contextlib.contextmanager
 def store_lock(uri: str, name: str):
     """Hold the file lock ``name`` next to a local SQLite store (processes on this machine take turns);

@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 from mlflow.exceptions import MlflowException
 
-from components.archive import open_client, sqlite_path, store_lock
+from components.archive import missing_local_store, open_client, store_lock
 from components.champion import TESTS, paired_test
 from components.errors import ConfigError, check_bool, check_int, check_number
 from components.pipeline import TrialResult
@@ -71,9 +71,8 @@ def current_champion(cfg: dict, task: str) -> Champion | None:
     import mlflow.artifacts
 
     uri = cfg["mlflow"]["tracking_uri"]
-    db = sqlite_path(uri)
-    if db is not None and not db.exists():
-        return None  # a lookup must not create an empty store where none was
+    if missing_local_store(uri):
+        return None
     client = open_client(uri)
     name = registered_name(task)
     try:

@@ -14,7 +14,7 @@ import yaml
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
-from components.archive import Archive, sqlite_path
+from components.archive import Archive, missing_local_store
 from components.errors import ConfigError
 
 
@@ -91,9 +91,7 @@ def find_search(cfg: dict, ref: str, task: str) -> ArchivedSearch:
     """
     exp = experiment_name(cfg, task)
     uri = cfg["mlflow"]["tracking_uri"]
-    db = sqlite_path(uri)
-    if db is not None and not db.exists():
-        # a lookup must not create an empty store (and an experiment) where none was
+    if missing_local_store(uri):
         what = f"no finished search of task {task!r}" if str(ref) == "last" else "no such MLflow run"
         raise ConfigError(
             f"run={ref}: {what}: there is no MLflow store at {uri} (no search has run here; "
