@@ -253,7 +253,7 @@ def import_bank(src: str | Path, dest: str | Path) -> dict[str, int]:
         raise BankFileError(f"no bank file at {src}")
     _check_bank_file(src)
     try:
-        connect(src).close()  # upgrades an older file's columns; fails on a file that is not a bank
+        connect(src).close()  # upgrades an older bank's columns (the file was checked to be a bank)
     except sqlite3.DatabaseError as e:
         raise BankFileError(f"{src} is not a sample bank file ({e})") from None
     dest.parent.mkdir(parents=True, exist_ok=True)
