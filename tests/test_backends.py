@@ -462,3 +462,14 @@ def test_a_bank_file_of_the_first_release_opens_and_keeps_its_samples(tmp_path):
     b.close()
     assert counts(old) == {"streams": 1, "samples": 3, "replies": 0}
     assert {r[1] for r in sqlite3.connect(old).execute("PRAGMA table_info(streams)")} >= {"world", "role"}
+
+
+def test_decoding_keys_tell_every_decoding_apart_and_keep_earlier_keys():
+    # the plain form is what earlier banks hold: it must not move
+    assert Decoding(temperature=0.7, max_tokens=64, stop=("\n\n", "###")).key() == "t=0.7;max=64;stop=\n\n|###"
+    assert Decoding(temperature=1, max_tokens=8).key() == "t=1;max=8;stop="
+    # stop lists that "|" joins alike, and temperatures that 6 digits round alike, are other streams
+    stops = [("a|b",), ("a", "b"), ("",), (), ("a;max=1",), ("a", "")]
+    assert len({Decoding(stop=s).key() for s in stops}) == len(stops)
+    temps = [0.7, 0.7000001, 0.70000001, 1e-7, 0.0]
+    assert len({Decoding(temperature=t).key() for t in temps}) == len(temps)

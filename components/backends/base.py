@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -20,6 +21,8 @@ class Decoding:
     't=0.9;max=512;stop='
     >>> Decoding(chat=False).key()
     't=0.9;max=512;stop=;raw'
+    >>> Decoding(stop=("a|b",)).key() != Decoding(stop=("a", "b")).key()
+    True
     """
 
     temperature: float = 0.9
@@ -30,7 +33,17 @@ class Decoding:
     chat_template: str = ""
 
     def key(self) -> str:
-        k = f"t={self.temperature:g};max={self.max_tokens};stop={'|'.join(self.stop)}"
+        # The plain form (6-digit temperature, stops joined by "|") is what every earlier bank was
+        # keyed with, so it stays wherever it is unambiguous; a temperature it would round, or stop
+        # strings it could not split back (empty, or holding "|" or ";"), switch to an exact form.
+        t = f"{self.temperature:g}"
+        if float(t) != self.temperature:
+            t = repr(float(self.temperature))
+        if any(not s or "|" in s or ";" in s for s in self.stop):
+            stop = json.dumps(list(self.stop))
+        else:
+            stop = "|".join(self.stop)
+        k = f"t={t};max={self.max_tokens};stop={stop}"
         # only non-default formatting is appended, so keys of earlier banks stay valid
         if not self.chat:
             k += ";raw"
