@@ -577,6 +577,15 @@ def _main(argv: list[str] | None) -> int:
         p.add_argument("overrides", nargs="*", default=[], help="Hydra overrides, e.g. run=last split=test")
         p.set_defaults(multirun=False)
 
+    words = sys.argv[1:] if argv is None else argv
+    if words and not words[0].startswith("-") and words[0] not in sub.choices:
+        # one line instead of argparse's wrapped usage of every command
+        import difflib
+
+        close = difflib.get_close_matches(words[0], sub.choices, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        print(f"error: unknown command '{words[0]}' ({hint}commands: {', '.join(sub.choices)})", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm bars for small artifact reads
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # warm start / champion read MLflow before Prefect

@@ -17,6 +17,8 @@ def bad_scenario(tmp_path, text):
 CASES = {
     "unknown task": (["search", "task=nope"], "unknown task 'nope'; available: 2wiki, chatdev,"),
     "unknown searcher": (["search", "searcher=randm"], "unknown searcher 'randm' (did you mean 'random'?)"),
+    # argparse printed the usage of every command over three lines first
+    "misspelt command": (["serach", "trials=3"], "unknown command 'serach' (did you mean 'search'?"),
     "unknown backend": (["search", "backend=nope"], "unknown backend 'nope'; available: "),
     "unknown scenario": (["search", "scenario=nope"], "unknown scenario 'nope'; available: 2wiki,"),
     "unknown key": (["search", "nosuchkey=1"], "unknown setting 'nosuchkey'"),
