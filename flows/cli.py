@@ -355,14 +355,17 @@ def _check_jobs(jobs: list[list[str]]) -> None:
     """Every job of a ``-m`` sweep is composed and validated before the first one runs: a bad value in
     the last job must not cost the others' compute. (Data files, searcher start-up and real backends
     are checked again when each job starts.)"""
+    from components.errors import ConfigError, user_error
     from flows.build import build
 
     for n, overrides in enumerate(jobs):
         try:
             build(compose(overrides), with_data=False)
-        except Exception:
-            print(f"[job {n + 1}/{len(jobs)}] {' '.join(overrides)}: invalid; no job was run", file=sys.stderr)
-            raise
+        except Exception as exc:
+            if not user_error(exc):
+                raise
+            # one error line that names the job
+            raise ConfigError(f"job {n + 1}/{len(jobs)} ({' '.join(overrides)}): {exc}; no job was run") from exc
 
 
 def raise_config(msg: str):

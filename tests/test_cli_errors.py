@@ -244,8 +244,7 @@ def test_a_sweep_with_one_bad_job_runs_none(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["search", "-m", "trials=2,abc"]) == 2  # job 1 alone is valid, and once ran to the end
     err = capsys.readouterr().err
-    assert "[job 2/2] trials=abc: invalid; no job was run" in err
-    assert "error: trials must be an integer >= 1, got 'abc'" in err
+    assert err == "error: job 2/2 (trials=abc): trials must be an integer >= 1, got 'abc'; no job was run\n"
     assert not (tmp_path / "mlruns").exists() and not (tmp_path / ".agenttts").exists()
 
 
@@ -254,5 +253,6 @@ def test_a_sweep_whose_output_is_a_file_runs_no_job(tmp_path, monkeypatch, capsy
     monkeypatch.chdir(tmp_path)
     assert main(["search", "-m", "trials=2,3", "data.train_size=5", "sweep_out=/etc/passwd"]) == 2
     err = capsys.readouterr().err
-    assert "no job was run" in err and "error: sweep_out=/etc/passwd is a file; give a folder" in err
+    assert err.startswith("error: job 1/2 (") and err.count("\n") == 1
+    assert "sweep_out=/etc/passwd is a file; give a folder; no job was run" in err
     assert not (tmp_path / "mlruns").exists() and not (tmp_path / ".agenttts").exists()
