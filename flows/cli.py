@@ -471,7 +471,7 @@ def cmd_evaluate(cfg: dict) -> int:
     out = evaluate_flow(cfg)
     r, metric = out.result, plan.ctx.task.metric
     print(f"{plan.split} score ({metric}): {r.score:.4f}   " + "  ".join(f"{k}={v:.3f}" for k, v in r.metrics.items()))
-    if plan.search and plan.search.best_score is not None:
+    if plan.search_best and plan.search.best_score is not None:
         print(f"search train score: {plan.search.best_score:.4f} (search {plan.search.run_id})")
     usd = "" if r.cost.usd is None else f", ${r.cost.usd:.6f} per question planned"
     print(

@@ -104,11 +104,11 @@ def log_evaluation(applied: Applied) -> str:
         metrics = trial_metrics(r)
         metrics.update(n_questions=len(plan.items), tokens_generated=applied.generated_tokens)
         metrics["feasible"] = float(ctx.space.is_feasible(plan.allocation))
-        if plan.search and plan.search.best_score is not None:
+        if plan.search_best and plan.search.best_score is not None:
             metrics["search_train_score"] = plan.search.best_score
         stops.check()  # swallowed while logging: the run is closed as interrupted, not finished
         archive.finish(metrics, {"status": "finished"})
-        if plan.search and plan.split == "test":
+        if plan.search_best and plan.split == "test":
             # next to the search: its run shows the held-out score and where it came from
             archive.client.log_metric(plan.search.run_id, "test_score", r.score)
             archive.client.set_tag(plan.search.run_id, "test_evaluation_run_id", run_id)

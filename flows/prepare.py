@@ -34,6 +34,14 @@ class Plan:
     items: list[Item]
     split: str  # test | train | input (agenttts run)
 
+    @property
+    def search_best(self) -> bool:
+        """Whether the allocation is its search's best: only then do the search's train score and this
+        held-out score describe one allocation (not so with a stage overridden, or a re-projected champion)."""
+        if self.search is None or not self.search.best_allocation:
+            return False
+        return Allocation.parse(self.search.best_allocation) == self.allocation
+
 
 def _key(it: Item) -> str:
     return normalize_answer(it.question)

@@ -72,6 +72,21 @@ def test_evaluate_best_on_the_test_split_is_logged_next_to_the_search(searched, 
     assert sum(r["flops"] for r in rows) == pytest.approx(m["cost/flops_spent"])
 
 
+def test_evaluate_of_a_changed_allocation_leaves_the_search_score_alone(searched, monkeypatch, capsys):
+    # once: the search's test_score became the score of the allocation with its QA stage changed
+    d, client, search = searched
+    monkeypatch.chdir(d)
+    before = client.get_run(search.info.run_id).data.metrics.get("test_score")
+    assert main(["evaluate", "run=last", "allocation.qa=Llama-3.2-3B:1", "split=test", *DATA]) == 0
+    assert "search train score" not in capsys.readouterr().out  # the search's best is another allocation
+    ev = max(evaluate_runs(client, search), key=lambda r: r.info.start_time)
+    assert ev.data.tags["search_run_id"] == search.info.run_id  # still linked: the other stages are its best's
+    assert ev.data.tags["allocation"].endswith("qa=Llama-3.2-3B:1") and "search_train_score" not in ev.data.metrics
+    after = client.get_run(search.info.run_id)
+    assert after.data.metrics.get("test_score") == before
+    assert after.data.tags.get("test_evaluation_run_id") != ev.info.run_id
+
+
 def test_evaluate_explicit_allocation_on_the_train_split(searched, monkeypatch):
     d, client, search = searched
     monkeypatch.chdir(d)
