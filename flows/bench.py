@@ -252,14 +252,20 @@ def summarize(rows: list[dict], trials: int) -> str:
             near = med("trials_to_near") if has_oracle else None
             opt = med("trials_to_opt") if has_oracle else None
             tests = [float(r["test_score"]) for r in rs if r["test_score"] != ""]
-            lines.append(
-                f"| {s} | {n} | {len(rs)} | {show(near)} | {sum(r['trials_to_near'] != '' for r in rs)}/{len(rs)} | {show(opt)} "
-                f"| {statistics.median(float(r['best_train']) for r in rs):.3f} | {statistics.median(tests):.3f} | "
-                f"{statistics.median(int(r['tokens_generated']) for r in rs):,.0f} | {statistics.median(float(r['wall_s']) for r in rs):.2f} |"
-                if tests
-                else f"| {s} | {n} | {len(rs)} | {show(near)} | - | {show(opt)} | {statistics.median(float(r['best_train']) for r in rs):.3f} | - | "
-                f"{statistics.median(int(r['tokens_generated']) for r in rs):,.0f} | {statistics.median(float(r['wall_s']) for r in rs):.2f} |"
-            )
+            reached = f"{sum(r['trials_to_near'] != '' for r in rs)}/{len(rs)}" if has_oracle else "-"
+            cells = [
+                s,
+                n,
+                str(len(rs)),
+                show(near),
+                reached,
+                show(opt),
+                f"{statistics.median(float(r['best_train']) for r in rs):.3f}",
+                f"{statistics.median(tests):.3f}" if tests else "-",
+                f"{statistics.median(int(r['tokens_generated']) for r in rs):,.0f}",
+                f"{statistics.median(float(r['wall_s']) for r in rs):.2f}",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
     if "agenttts" in names and len(names) > 1:
         lines += [
             "",
@@ -389,14 +395,33 @@ def plot(results: list[dict], out: Path) -> list[Path]:
     return files
 
 
-def code_digest() -> str:
+def code_digest(oracle_only: bool = False) -> str:
     """A digest of the code and configs a bench job's result depends on (components/, flows/, conf/):
-    finished jobs are reused on ``bench.resume=true`` only while this is unchanged."""
+    finished jobs are reused on ``bench.resume=true`` only while this is unchanged. ``oracle_only``: the
+    code a grid oracle's result depends on (the searchers, reasoners and agent left out, so that
+    tuning a searcher keeps the cached oracles; its config is keyed separately, see ``oracle_key``)."""
     root = Path(__file__).resolve().parent.parent
+    files = [*root.glob("components/**/*.py"), *root.glob("flows/**/*.py"), *root.glob("conf/**/*.yaml")]
+    if oracle_only:
+        searching = ("components/searchers/", "components/reasoners/", "components/agent/")
+        files = [f for f in root.glob("components/**/*.py") if not str(f.relative_to(root)).startswith(searching)] + [
+            root / "flows" / "build.py"
+        ]
     h = hashlib.sha1()
-    for f in sorted([*root.glob("components/**/*.py"), *root.glob("flows/**/*.py"), *root.glob("conf/**/*.yaml")]):
+    for f in sorted(files):
         h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
     return h.hexdigest()[:16]
+
+
+def oracle_key(composed: dict, seed: int, data_files: list[str], code: str) -> str:
+    """The identity of a (scenario, seed)'s grid oracle: every config section that shapes the space or
+    the scores (task, backend, scenario, models, budget, cost, data), the seed, the data files' stamps
+    and the oracle's code. (Keyed once on the scenario and budget alone, a cached oracle outlived a
+    ``cost.count_fusion=true`` that made it infeasible.)"""
+    sections = {k: composed.get(k) for k in ("task", "backend", "scenario", "models", "budget", "cost", "data")}
+    files = [(p, Path(p).stat().st_size, Path(p).stat().st_mtime_ns) for p in data_files if Path(p).exists()]
+    blob = json.dumps([sections, seed, files, code, SIM_VERSION], sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
 def _job_key(job: dict, scenario: dict, code: str) -> str:
@@ -552,18 +577,16 @@ def run_bench(cfg: dict, progress=print) -> Path:
     keep_blas_env = not check_bool(b.get("blas_pins", True), "bench.blas_pins")
     from components.searchers.optuna_search import library_versions, pinned_blas
 
-    code, libraries = code_digest(), library_versions()
+    code, oracle_code, libraries = code_digest(), code_digest(oracle_only=True), library_versions()
     jobs = []
     for s in scenarios:
         sc = compose([*extra, f"scenario={s}"])["scenario"]  # an unknown name: one line with the options
         task, data = task_for(sc, b.get("data_paths") or {})
         for seed in range(seeds):
             ov = job_overrides(extra, s, task, data, seed)
-            key = hashlib.sha1(
-                json.dumps(
-                    [sc, seed, cfg["data"]["train_size"], cfg.get("budget"), SIM_VERSION], sort_keys=True
-                ).encode()
-            ).hexdigest()[:16]
+            if seed == 0:
+                composed = compose(ov)  # the seed enters the oracle's key by itself
+            key = oracle_key(composed, seed, [p for p in [(composed.get("data") or {}).get("path")] if p], oracle_code)
             jobs.append(
                 {
                     "scenario": s,

@@ -19,7 +19,6 @@ SIMULATED. ``--jsonl FILE`` keeps one line per search; ``--summarize FILE`` repr
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import statistics
 import sys
@@ -42,13 +41,12 @@ SETTINGS = {
 def oracle_for(scenario: str, seed: int, ctx, cache_dir: Path) -> float | None:
     """The grid oracle, from the bench's cache (same key as flows.bench) or computed and cached."""
     from components.bank import SampleBank
+    from flows.bench import code_digest, job_overrides, oracle_key, task_for
     from flows.cli import compose
 
     base = compose([])
-    sc = compose([f"scenario={scenario}"])["scenario"]
-    key = hashlib.sha1(
-        json.dumps([sc, seed, base["data"]["train_size"], base.get("budget")], sort_keys=True).encode()
-    ).hexdigest()[:16]
+    task, data = task_for(compose([f"scenario={scenario}"])["scenario"], {})
+    key = oracle_key(compose(job_overrides([], scenario, task, data, 0)), seed, [], code_digest(oracle_only=True))
     path = cache_dir / f"{key}.json"
     if path.exists():
         return json.loads(path.read_text())["oracle"]

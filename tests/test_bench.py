@@ -65,6 +65,11 @@ def test_summary_counts_misses_as_beyond_the_budget():
     assert "| s | 4 | yes | random (>50) | 12.8× | yes | 100% (random) | yes | 1/1 |" in text
     rows[0]["initial_trials"] = 3  # the agent got there after the shared design
     assert "| 12.8× | yes | 100% (random) | yes | 0/1 |" in summarize(rows, 50)
+    for r in rows:  # without a test split (data.test_size=0) the reached counts stay
+        r["test_score"] = ""
+    text = summarize(rows, 50)
+    assert "| s | agenttts | 1 | 4 | 1/1 | 9 | 0.800 | - | 10 | 1.00 |" in text
+    assert "| s | random | 1 | >50 | 0/1 | >50 | 0.700 | - |" in text
 
 
 def tiny_bench(tiny_dir, *extra: str) -> list[str]:
@@ -262,7 +267,7 @@ def test_an_interrupted_bench_resumes_its_finished_jobs(tmp_path, tiny_dir, monk
         {k: v for k, v in r.items() if k not in timing} for r in first
     ]
     # other code (or config) reuses nothing, and a plain run measures everything afresh
-    monkeypatch.setattr("flows.bench.code_digest", lambda: "edited")
+    monkeypatch.setattr("flows.bench.code_digest", lambda oracle_only=False: "edited")
     assert main([*argv, "bench.resume=true"]) == 0
     assert "resume: 0 of 2 jobs" in capsys.readouterr().out
     monkeypatch.undo()
@@ -285,3 +290,21 @@ def test_an_interrupted_bench_resumes_its_finished_jobs(tmp_path, tiny_dir, monk
         assert "resume: 2 of 2 jobs" in capsys.readouterr().out
         assert main([*argv, "searchers=[random]", "bench.resume=true", "bench.blas_pins=false"]) == 0
         assert "resume: 0 of 2 jobs" in capsys.readouterr().out
+
+
+def test_a_cached_oracle_is_keyed_on_every_setting_that_moves_it():
+    """Keyed once on scenario, seed, train size and budget alone, an oracle cached by a default run was
+    reused under cost.count_fusion=true, where that allocation is infeasible."""
+    from flows.bench import code_digest, oracle_key
+    from flows.cli import compose
+
+    code = code_digest(oracle_only=True)
+    base = ["task=webqsp", "scenario=webqsp", "scenario.seed=0", "data.seed=0"]
+
+    def key(*extra, seed=0):
+        return oracle_key(compose([*base, *extra]), seed, [], code)
+
+    assert key() == key("searcher=optuna_tpe", "trials=7")  # the searcher is not the oracle's business
+    assert len({key(), key(seed=1), key("cost.count_fusion=true"), key("cost.prefix_sharing=false")}) == 4
+    assert len({key(), key("budget.units=400"), key("data.train_size=20")}) == 3
+    assert key() != oracle_key(compose(base), 0, [], "other-code")
