@@ -10,6 +10,7 @@ import json
 from collections import Counter
 
 from components.errors import ConfigError
+from components.searchers.agenttts import guideline_rounds
 from flows.runs import ArchivedSearch, find_search
 
 TOP = 5
@@ -75,7 +76,7 @@ def report_text(cfg: dict) -> str:
         lines.append("  " + "  ".join(f"#{i}:{curve[i - 1]:.3f}" for i in marks))
     rows = archive.read_trials_table(rid)
     trace = archive.read_text(rid, "decision_trace.jsonl")
-    guide_paths = sorted(a.path for a in archive.client.list_artifacts(rid, "guidelines"))
+    guide_paths = guideline_rounds([a.path for a in archive.client.list_artifacts(rid, "guidelines")])
     guide = archive.read_text(rid, guide_paths[-1]) if guide_paths else None
     if rows:
         rows.sort(key=lambda r: (-float(r["score"]), float(r["cost/units"]), int(r["trial"])))

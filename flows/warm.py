@@ -7,9 +7,8 @@ finished search, else starts cold (so a nightly schedule can begin on an empty a
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from components.errors import ConfigError
+from components.searchers.agenttts import guideline_rounds
 from components.warm import WarmStart, top_allocations
 from flows.build import int_option
 from flows.runs import find_search, world_tags
@@ -50,8 +49,8 @@ def resolve_warm_start(cfg: dict, ctx, progress=print) -> WarmStart | None:
     rows = archive.read_trials_table(found.run_id)
     if rows is None:
         raise ConfigError(f"warm_start={ref}: search {found.run_id} has no trials.csv artifact")
-    names = sorted(a.path for a in archive.client.list_artifacts(found.run_id, "guidelines"))
-    guidelines = [archive.read_text(found.run_id, p) or "" for p in names if Path(p).name.startswith("round_")]
+    names = guideline_rounds([a.path for a in archive.client.list_artifacts(found.run_id, "guidelines")])
+    guidelines = [archive.read_text(found.run_id, p) or "" for p in names]
     allocs, scores, notes = top_allocations(rows, ctx.space, k, found.run_id)
     theirs, ours = _world(found.run.data.tags), _world(world_tags(cfg, ctx))
     if theirs != ours:  # allowed (the trials are re-evaluated here), but its scores and guidelines are of another world

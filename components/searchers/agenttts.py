@@ -9,6 +9,7 @@ which also fills a batch the answer left short. Every proposal carries a decisio
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 
@@ -22,6 +23,17 @@ from components.reasoners.base import AgentView, Reasoner, ReasonerError
 from components.reasoners.rules import RulesReasoner
 from components.searchers.base import Proposal
 from components.space import SearchSpace
+
+
+def guideline_rounds(paths: list[str]) -> list[str]:
+    """The ``guidelines/round_NN.md`` artifact paths in round order (by number: round_100 after
+    round_99), without ``prior.md`` (a warm start's input, not a round).
+
+    >>> guideline_rounds(["guidelines/round_100.md", "guidelines/prior.md", "guidelines/round_99.md"])
+    ['guidelines/round_99.md', 'guidelines/round_100.md']
+    """
+    rounds = [p for p in paths if re.fullmatch(r"round_\d+\.md", p.rsplit("/", 1)[-1])]
+    return sorted(rounds, key=lambda p: int(p.rsplit("_", 1)[-1][:-3]))
 
 
 class AgentTTSSearcher:
