@@ -13,13 +13,19 @@ from components.pipeline import TrialResult, best_so_far  # noqa: E402
 
 
 def pareto_front(history: list[TrialResult], cost=lambda r: r.cost.units) -> list[TrialResult]:
-    """Trials no other trial beats on both score (higher) and ``cost`` (lower; default planned units)."""
+    """Trials no other trial beats on both score (higher) and ``cost`` (lower; default planned units).
+    Failed trials are left out: their score 0 at no spent cost is no point of the front."""
     front, best = [], float("-inf")
-    for r in sorted(history, key=lambda r: (cost(r), -r.score)):
+    for r in sorted(ok_trials(history), key=lambda r: (cost(r), -r.score)):
         if r.score > best:
             front.append(r)
             best = r.score
     return front
+
+
+def ok_trials(history: list[TrialResult]) -> list[TrialResult]:
+    """The trials that ran (a failed one is recorded with score 0 and no FLOPs spent)."""
+    return [r for r in history if r.status == "ok"]
 
 
 def flops_per_question(r: TrialResult) -> float:
@@ -47,6 +53,7 @@ def best_so_far_png(history: list[TrialResult], title: str, oracle: float | None
 
 
 def score_vs_cost_png(history: list[TrialResult], title: str, budget_units: float | None = None) -> bytes:
+    history = ok_trials(history)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.scatter([r.cost.units for r in history], [r.score for r in history], s=10, alpha=0.5, label="trials")
     front = pareto_front(history)
@@ -59,7 +66,8 @@ def score_vs_cost_png(history: list[TrialResult], title: str, budget_units: floa
 
 
 def score_vs_flops_png(history: list[TrialResult], title: str) -> bytes:
-    """Accuracy vs spent FLOPs per question of every trial, with the Pareto front."""
+    """Accuracy vs spent FLOPs per question of every trial that ran, with the Pareto front."""
+    history = ok_trials(history)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.scatter([flops_per_question(r) for r in history], [r.score for r in history], s=10, alpha=0.5, label="trials")
     front = pareto_front(history, flops_per_question)

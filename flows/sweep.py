@@ -29,7 +29,8 @@ class SweepSearch:
 
 
 def _read(archive: Archive, run, label: str) -> SweepSearch:
-    rows = archive.read_trials_table(run.info.run_id) or []
+    # failed trials (score 0, no FLOPs spent) are no points of a frontier
+    rows = [r for r in archive.read_trials_table(run.info.run_id) or [] if r.get("status", "ok") == "ok"]
     n = float(run.data.params.get("data.train_size", 1))
     return SweepSearch(
         run.info.run_id,

@@ -1,5 +1,6 @@
 """Spend control: the dry-run projection and search.max_flops / search.max_usd."""
 
+import csv
 import subprocess
 import sys
 from pathlib import Path
@@ -134,6 +135,33 @@ def test_pareto_front_holds_exactly_the_non_dominated_trials(tiny_dir):
     assert front == {p for p in pts if not any(dominated(p, q) for q in pts)}
     assert set(zip(*pareto_points([p[0] for p in pts], [p[1] for p in pts]))) == front
     assert score_vs_flops_png(history, "t")[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_failed_trial_is_on_no_frontier(tiny_dir, tmp_path):
+    """A failed trial (score 0, no FLOPs spent) was the cheapest point, so it joined every front."""
+    from components.archive import Archive
+    from components.bank import SampleBank
+    from components.plots import flops_per_question, pareto_front
+    from flows.runs import experiment_name
+    from flows.sweep import finish_sweep
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cfg = compose(tiny(tiny_dir, f"mlflow.tracking_uri={uri}"))
+    ctx = build(cfg)
+    env = ctx.environment(bank=SampleBank(None))
+    good, other = ctx.space.enumerate()[:2]
+    ok = env.evaluate([good])[0]
+    failed = env._failed(other, "server 500", 0.1)
+    assert pareto_front([ok, failed], flops_per_question) == [ok]
+    archive = Archive(uri, experiment_name(cfg, ctx.task.name))
+    archive.start_search("s", {"data.train_size": 10}, {"kind": "search", "sweep_id": "sw", "sweep_index": 0})
+    archive.log_trials_table([ok, failed])
+    archive.finish({"best_score": ok.score, "trials": 2}, {"status": "finished"})
+    cfg.update(sweep_id="sw", sweep_index=0, cli_overrides=["seed=0"])
+    out = finish_sweep([cfg], "sw", ["seed"], tmp_path / "sweep")
+    front = list(csv.DictReader(open(out / "frontier.csv")))
+    assert [r["allocation"] for r in front] == [str(good)]
+    assert next(csv.DictReader(open(out / "sweep.csv")))["on_combined_front"] == "1"
 
 
 @pytest.mark.slow
