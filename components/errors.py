@@ -47,6 +47,10 @@ class BackendError(ConfigError):
     """A real backend's model cannot be loaded, or its server cannot be reached, at start-up."""
 
 
+class SearchError(AgentTTSError):
+    """A search ended without a result: its searcher proposed no trial (an LLM that never answered usably)."""
+
+
 class MissingSampleError(AgentTTSError):
     """The replay backend was asked for a sample the sample bank does not hold."""
 

@@ -12,7 +12,7 @@ from prefect.utilities.annotations import quote
 
 from components import plots, spend
 from components.archive import Archive, interruption, run_url_hint
-from components.errors import BackendError
+from components.errors import BackendError, SearchError
 from components.pipeline import TrialResult, best_so_far, best_trial
 from components.plots import best_so_far_png, score_vs_cost_png
 from components.reasoners.banked import bank_replies
@@ -226,7 +226,12 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
             if stop != "trials":
                 progress(f"stopping after {len(history)} trials (round {rnd_no}): {stop_reason}; best so far kept")
             stops.check()  # a Ctrl-C that Python swallowed during the round stops the search here
-        if history and best_trial(history) is None:
+        if not history:  # e.g. an LLM baseline's reasoner answered nothing usable, twice, in round 1
+            raise SearchError(
+                f"{searcher.name} proposed no trial; search run {archive.parent_id} is closed as failed "
+                "(an LLM searcher's prompts and answers are among its artifacts)"
+            )
+        if best_trial(history) is None:
             raise BackendError(f"every trial failed; the first: {history[0].error}")
     except BaseException as exc:  # Ctrl-C and SIGTERM too: the run is closed, never left RUNNING
         archive.abort(exc)

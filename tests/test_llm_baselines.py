@@ -458,3 +458,19 @@ def test_llm_zs_search_archives_and_stops_when_nothing_new(llm, tmp_path, monkey
         .splitlines()
     ]
     assert len(trace) == 4 and {t["source"] for t in trace} == {"llm_zs (openai)"}
+
+
+def test_a_search_whose_llm_never_answers_usably_fails_with_one_line(llm, tmp_path, monkeypatch, capsys):
+    """Two unusable answers in round 1 leave no trial: once an AttributeError traceback after the run started."""
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.chdir(tmp_path)
+    llm.default = lambda prompt: "I cannot help with that."
+    assert main(["search", *overrides(llm, "llm_zs"), "trials=12"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: llm_zs proposed no trial; search run ") and "Traceback" not in err
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    (run,) = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+    assert run.info.status == "FAILED" and run.data.tags["status"] == "failed"
+    arts = {x.path for x in client.list_artifacts(run.info.run_id, "llm_zs")}
+    assert "llm_zs/round_01_trials_answer_2.txt" in arts  # what the LLM said, kept for the user
