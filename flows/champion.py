@@ -194,7 +194,7 @@ def _decide(ctx, env, history: list[TrialResult], archive, progress) -> dict:
         if alloc is None:
             promote, reason = True, note
         else:
-            known = {r.allocation: r for r in history}
+            known = {r.allocation: r for r in history if r.status == "ok"}  # a failed one is measured again
             res = known.get(alloc) or env.evaluate([alloc])[0]  # the same train questions, through the bank
             if note:
                 projected = res

@@ -293,3 +293,26 @@ def test_champion_decisions_of_one_task_wait_for_each_other(tmp_path):
     ev = out["ev"]
     assert version == "1" and ev["champion"]["version"] == "1"  # compared with the champion registered meanwhile
     assert ev["champion"]["evaluated"] == str(first.allocation)
+
+
+def test_a_champion_that_failed_in_this_search_is_measured_again(tmp_path):
+    """The champion's allocation may fail in a search (a server error): the decision must not take that
+    failure's score 0 as the champion's and promote any challenger against it."""
+    from components.archive import Archive
+    from components.bank import SampleBank
+    from components.space import Allocation
+    from flows.champion import _doc, _register, decide_champion, registered_name
+
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    ctx = build(compose([f"mlflow.tracking_uri={uri}", "data.train_size=20"]))
+    env = ctx.environment(bank=SampleBank(None))
+    strong, weak = (Allocation((("retrieval", "Qwen2.5-72B", 1), ("qa", "Llama-3.2-3B", n))) for n in (10, 1))
+    champion, challenger = env.evaluate([strong, weak])
+    assert champion.score > challenger.score
+    first, second = Archive(uri, "agenttts-synthetic"), Archive(uri, "agenttts-synthetic")
+    first.start_search("first", {}, {"kind": "search"})
+    _register(first.client, registered_name("synthetic"), first, _doc(ctx, champion, first.parent_id), "allocation", {})
+    second.start_search("second", {}, {"kind": "search"})
+    history = [challenger, env._failed(strong, "server 500", 0.1)]
+    ev = decide_champion(ctx, env, history, second, progress=lambda *_: None)
+    assert ev["champion"]["score"] == champion.score and ev["decision"] == "kept"
