@@ -303,24 +303,30 @@ def cmd_schedule(cfg: dict) -> int:
     cron = sched.get("cron")
     if not cron:
         raise_config('give the schedule as cron="MIN HOUR DOM MON DOW", e.g. agenttts schedule cron="0 2 * * *"')
-    from prefect.client.schemas.schedules import CronSchedule
+    tz = sched.get("timezone") or "UTC"
+    from prefect.client.schemas.schedules import CronSchedule, is_valid_timezone
 
+    if not isinstance(tz, str) or not is_valid_timezone(tz):
+        raise_config(f"schedule.timezone={tz!r} is not an IANA time zone name (e.g. UTC, Europe/Paris)")
     try:  # first: a bad cron leaves nothing behind (no mlruns/, no Prefect state)
-        CronSchedule(cron=str(cron))
+        CronSchedule(cron=str(cron), timezone=tz)
     except ValueError as e:  # pydantic's ValidationError: keep its message, not its help link
         why = e.errors()[0]["msg"] if hasattr(e, "errors") else str(e)
         raise_config(f'cron={cron!r} is not a valid cron expression ({why}); e.g. cron="0 2 * * *" (02:00 daily)')
     overrides = [o for o in cfg.get("cli_overrides", []) if not o.lstrip("+").startswith("schedule.")]
     nightly = compose(nightly_overrides(overrides))
     ctx = build(nightly)  # the nightly search's config, validated now (writes nothing)
+    _check_operations(nightly, ctx, lambda m: None)  # champion settings; a given warm_start run must exist and fit
     _prefect_env(cfg, quiet_runs=False)  # the served runs' own logs are the schedule's output
     api = _prefect_server()  # also before anything is written
-    _check_operations(nightly, ctx, lambda m: None)  # champion settings; a given warm_start run must exist and fit
     name = sched.get("name") or f"nightly-{ctx.task.name}"
     from flows.nightly import serve_nightly
 
-    print(f"schedule: deployment 'nightly/{name}' cron '{cron}' on {api}; search overrides: {overrides}", flush=True)
-    serve_nightly(name, str(cron), overrides)
+    print(
+        f"schedule: deployment 'nightly/{name}' cron '{cron}' ({tz}) on {api}; search overrides: {overrides}",
+        flush=True,
+    )
+    serve_nightly(name, str(cron), overrides, tz)
     return 0
 
 

@@ -49,11 +49,14 @@ def nightly_flow(overrides: list[str]) -> dict:
     }
 
 
-def serve_nightly(name: str, cron: str, overrides: list[str]) -> None:
-    """Register the deployment ``nightly/<name>`` with its cron schedule and serve it (blocks until stopped)."""
+def serve_nightly(name: str, cron: str, overrides: list[str], timezone: str = "UTC") -> None:
+    """Register the deployment ``nightly/<name>`` with its cron schedule (in ``timezone``) and serve it
+    (blocks until stopped)."""
+    from prefect.schedules import Cron
+
     nightly_flow.serve(
         name=name,
-        cron=cron,
+        schedule=Cron(cron, timezone=timezone),
         parameters={"overrides": list(overrides)},
         description="agenttts nightly re-optimization: warm-started search, champion promoted if better",
         tags=["agenttts", "nightly"],

@@ -94,6 +94,7 @@ def test_nightly_runs_warm_start_from_the_champion_and_promote():
             ["schedule", "cron=61 * * * *"],
             "cron='61 * * * *' is not a valid cron expression (Value error, Invalid cron",
         ),
+        (["schedule", "cron=0 2 * * *", "schedule.timezone=Mars/Base"], "schedule.timezone='Mars/Base' is not an IANA"),
         (["schedule", "cron=0 2 * * *", "warm_start=nosuchrun"], "warm_start=nosuchrun: run=nosuchrun: no such MLflow"),
     ],
 )

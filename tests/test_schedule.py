@@ -104,6 +104,7 @@ def test_schedule_serves_a_nightly_deployment_that_warm_starts_and_decides(tmp_p
     env = {**env, "PREFECT_API_URL": url, "PREFECT_RUNNER_POLL_FREQUENCY": "1", "PYTHONPATH": str(ROOT)}
     log = tmp_path / "serve.log"
     cmd = [sys.executable, "-m", "flows.cli", "schedule", "cron=0 2 * * *", "trials=5", "data.train_size=12"]
+    cmd.append("schedule.timezone=Europe/Paris")  # 02:00 in Paris, not Prefect's default UTC
     with open(log, "w") as fh:
         serve = subprocess.Popen(cmd, cwd=work, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -118,7 +119,7 @@ def test_schedule_serves_a_nightly_deployment_that_warm_starts_and_decides(tmp_p
                 return d if not d.paused else None
 
             dep = _wait("the served deployment", deployment, 120, serve, log)
-            assert [s.schedule.cron for s in dep.schedules] == ["0 2 * * *"]
+            assert [(s.schedule.cron, s.schedule.timezone) for s in dep.schedules] == [("0 2 * * *", "Europe/Paris")]
             assert dep.parameters == {"overrides": ["trials=5", "data.train_size=12"]}
             states = []
             for _ in range(2):  # night 1: cold start, promoted; night 2: warm start from the champion
