@@ -528,7 +528,7 @@ def _finish_sweep(cfgs: list[dict], jobs: list[list[str]]) -> None:
     swept = [k for i, k in enumerate(keys) if len({j[i] for j in jobs}) > 1]
     out = finish_sweep(cfgs, cfgs[0]["sweep_id"], swept, cfgs[0].get("sweep_out") or "sweep-out")
     if out is None:
-        print("sweep: searches of different tasks; no combined frontier")
+        print("sweep: searches of different tasks or MLflow experiments; no combined frontier")
         return
     print(f"sweep {cfgs[0]['sweep_id']}: combined Pareto frontier in {out}/frontier.png (table: {out}/sweep.csv)")
     import csv

@@ -47,10 +47,13 @@ def finish_sweep(cfgs: list[dict], sweep_id: str, swept: list[str], out_dir: str
     """Combine the searches tagged ``sweep_id``: frontier plot and table on disk and in MLflow.
 
     ``swept`` are the overridden keys that vary between jobs (their values label the searches).
-    Returns the output folder, or None when the searches are of different tasks (no common front).
+    Returns the output folder, or None when the searches are of different tasks or were logged to
+    different MLflow experiments (no common front).
     """
     tasks = {c["task"]["name"] for c in cfgs}
-    if len(tasks) != 1:
+    # the searches are read back from one experiment: a sweep over the store or experiment has none
+    stores = {(c["mlflow"]["tracking_uri"], experiment_name(c, c["task"]["name"])) for c in cfgs}
+    if len(tasks) != 1 or len(stores) != 1:
         return None
     cfg = cfgs[0]
     task = tasks.pop()

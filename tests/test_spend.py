@@ -162,6 +162,10 @@ def test_a_failed_trial_is_on_no_frontier(tiny_dir, tmp_path):
     front = list(csv.DictReader(open(out / "frontier.csv")))
     assert [r["allocation"] for r in front] == [str(good)]
     assert next(csv.DictReader(open(out / "sweep.csv")))["on_combined_front"] == "1"
+    # a sweep over the experiment: its searches are in two experiments, so there is no common front
+    # (once the first job's experiment alone was read, as if it were the whole sweep)
+    other = {**cfg, "mlflow": {**cfg["mlflow"], "experiment": "elsewhere"}, "sweep_index": 1}
+    assert finish_sweep([cfg, other], "sw", ["mlflow.experiment"], tmp_path / "sweep2") is None
 
 
 @pytest.mark.slow
