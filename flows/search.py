@@ -314,6 +314,7 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
             ),
             "best_allocation.yaml",
         )
+        stops.check()  # a stop swallowed while the artifacts were logged: closed as interrupted, no champion
         challenge = champion_settings(cfg)["enabled"]
         if challenge and cfg.get("sweep_id"):
             # a sweep explores (budgets, seeds, models) and is judged on its frontier; each job promoting in
@@ -329,6 +330,7 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
             except BaseException as exc:
                 archive.abort(exc, "champion: ")
                 raise
+        stops.check()  # one swallowed during the champion's decision: its decision stands, the stop too
         archive.finish(summary, {"status": "finished", "best_allocation": str(best.allocation)})
     except BaseException as exc:
         archive.abort(exc)

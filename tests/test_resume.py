@@ -339,3 +339,30 @@ def test_a_search_whose_ctrl_c_was_swallowed_stops_after_that_round(tmp_path, mo
     assert any("closed as interrupted" in x for x in lines)
     (run,) = _runs(tmp_path).values()
     assert run.info.status == "KILLED" and run.data.tags["status"] == "interrupted"
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_ctrl_c_swallowed_while_the_results_are_logged_is_not_lost(tmp_path, monkeypatch, stop_handlers):
+    """After the last round nothing checked for a swallowed stop: the run was closed as finished and
+    the champion decided as if no one had pressed Ctrl-C."""
+    from components.archive import Archive
+    from flows.build import build
+    from flows.config import compose
+    from flows.search import run_search
+
+    monkeypatch.chdir(tmp_path)
+    log_text = Archive.log_text
+
+    def log_then_ctrl_c(self, text, path):
+        log_text(self, text, path)
+        if path == "best_allocation.yaml":
+            stop_handlers.swallow_ctrl_c()
+
+    monkeypatch.setattr(Archive, "log_text", log_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(build(compose(["trials=8", "champion.enabled=true", "data.train_size=20"])), lambda line: None)
+    assert stop_handlers.swallowed == [KeyboardInterrupt]
+    (run,) = _runs(tmp_path).values()
+    assert run.info.status == "KILLED" and run.data.tags["status"] == "interrupted"
+    assert "champion.decision" not in run.data.tags  # stopped before the champion was challenged
