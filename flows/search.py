@@ -125,10 +125,9 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
                 if kept
                 else "the bank does not persist here, so they run again"
             )
-            progress(
-                f"resuming search {run.info.run_id} ({run.data.tags.get('status')} after {done} logged trials, "
-                f"same config): {replay}"
-            )
+            # the same config logged no trial runs when they were over mlflow.max_child_runs: no count to give
+            done = f" after {done} logged trials" if child_runs else ""
+            progress(f"resuming search {run.info.run_id} ({run.data.tags.get('status')}{done}, same config): {replay}")
         if warm is not None:
             archive.log_dict(
                 {"run_id": warm.run_id, "allocations": [str(a) for a in warm.allocations], "prior_scores": warm.prior_scores,
