@@ -248,3 +248,29 @@ def test_vllm_reasoner_without_vllm_names_the_model(monkeypatch):
     r = VLLMReasoner("/models/tiny-llama")
     with pytest.raises(ReasonerError, match="cannot load model '/models/tiny-llama': vllm is not installed"):
         r.check()
+
+
+def test_a_failing_reasoner_round_is_recorded_as_the_rules_fallback():
+    """The round's trials and guidelines come from the rules reasoner when the LLM fails: they were
+    recorded as the LLM's (source, answer artifact) and no fallback round was counted."""
+    from components.agent.prompts import PromptSet, TaskInfo
+    from components.bank import SampleBank
+    from components.searchers.agenttts import AgentTTSSearcher
+    from flows.build import PROMPTS_DIR, build
+    from flows.cli import compose
+
+    ctx = build(compose(["data.train_size=10"]))
+    env = ctx.environment(bank=SampleBank(None))
+    down = OpenAIReasoner(base_url=f"http://127.0.0.1:{closed_port()}/v1", model="x", max_retries=0)
+    task = TaskInfo(ctx.task.name, "", (ctx.task.metric,), ctx.task.metric)
+    searcher = AgentTTSSearcher(down, PromptSet(PROMPTS_DIR), task, n_questions=10)
+    history: list = []
+    while searcher.round == 0:  # the probes, then the first round
+        batch = searcher.propose(env.space, history, 4)
+        history += env.evaluate([p.allocation for p in batch])
+    source = batch[0].trace["source"]
+    assert source.startswith("rules (fallback: openai failed: ") and "cannot connect" in source
+    assert searcher.counts["reasoner_failed"] == 2 and searcher.counts["fallback_rounds"] == 1
+    arts = dict(searcher.artifacts)
+    assert "agent/round_01_answer.txt" not in arts and "agent/round_01_trials_error.txt" in arts
+    assert arts["guidelines/round_01.md"].startswith("<!-- written by the rules reasoner: openai failed: ")

@@ -88,17 +88,18 @@ class AgentTTSSearcher:
             self.prior_models,
         )  # fmt: skip
 
-    def _ask(self, system: str, prompt: str, view: AgentView) -> str:
-        """The reasoner's answer; on failure the rules reasoner's (counted)."""
+    def _ask(self, system: str, prompt: str, view: AgentView) -> tuple[str, str]:
+        """The reasoner's answer and ``""``; on failure the rules reasoner's answer and why (counted), so
+        that what the rules proposed is never recorded as the reasoner's."""
         t = time.perf_counter()
         try:
             reply = self.reasoner.complete(system, prompt, view)
             self.agent_tokens += reply.prompt_tokens + reply.completion_tokens
-            return reply.text
+            return reply.text, ""
         except ReasonerError as e:
             self.counts["reasoner_failed"] += 1
             self.artifacts.append((f"agent/round_{self.round:02d}_{view.kind}_error.txt", str(e)))
-            return self.rules.complete(system, prompt, view).text
+            return self.rules.complete(system, prompt, view).text, f"{self.reasoner.name} failed: {e}"
         finally:
             self.agent_seconds += time.perf_counter() - t
 
@@ -138,27 +139,33 @@ class AgentTTSSearcher:
         gprompt = render_guidelines(self.prompts, self.task, space, history, recent, initial, self.use_probes)
         if self.prior is not None:
             gprompt += "\n\n" + self.guidelines[0]
-        guideline = self._ask(system, gprompt, self._view(kind, space, history, k)).strip()
+        guideline, failed = self._ask(system, gprompt, self._view(kind, space, history, k))
+        guideline = guideline.strip()
         if not guideline:
             self.counts["empty_guidelines"] += 1
             guideline = self.rules.guidelines(self._view(kind, space, history, k))
         self.guidelines.append(guideline)
-        self.artifacts.append((f"guidelines/round_{self.round:02d}.md", guideline))
+        note = f"<!-- written by the rules reasoner: {failed} -->\n" if failed else ""
+        self.artifacts.append((f"guidelines/round_{self.round:02d}.md", note + guideline))
 
         tprompt = render_trials(self.prompts, self.task, space, history, self.guidelines, k)
         view = self._view("trials", space, history, k)
-        answer = self._ask(system, tprompt, view)
+        answer, failed = self._ask(system, tprompt, view)
         if self.reasoner.is_llm:
             self.artifacts.append((f"agent/round_{self.round:02d}_prompt.txt", tprompt))
-            self.artifacts.append((f"agent/round_{self.round:02d}_answer.txt", answer or ""))
+            if not failed:  # the error is in round_NN_trials_error.txt; the rules' answer is not the model's
+                self.artifacts.append((f"agent/round_{self.round:02d}_answer.txt", answer or ""))
         seen = {r.allocation for r in history}
         best = best_trial(history)
-        parsed = parse_trials(answer, space, seen, k, best.allocation if best else None)
-        self.counts.update(parsed.counts)
         source = self.reasoner.name
-        if not parsed.proposals:
+        if failed:
+            parsed = None
+        else:
+            parsed = parse_trials(answer, space, seen, k, best.allocation if best else None)
+            self.counts.update(parsed.counts)
+        if parsed is None or not parsed.proposals:
             self.counts["fallback_rounds"] += 1
-            source = f"rules (fallback: {parsed.error})"
+            source = f"rules (fallback: {failed or parsed.error})"
             parsed = parse_trials(self.rules.trials(view), space, seen, k)
         out = [
             Proposal(
