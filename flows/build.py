@@ -252,7 +252,11 @@ def make_budget(cfg: dict, stages: list[Stage], cost: CostModel, scenario: Scena
     if not given:
         if scenario is not None and scenario.budget_units is not None:
             return Budget("units", scenario.budget_units)
-        return Budget("units", round(default_budget_units(stages, cost), 6))
+        units = default_budget_units(stages, cost)
+        shown = round(units, 6)
+        if shown < units:  # rounded down, the budget would rule out the allocation that defines it
+            shown = round(shown + 1e-6, 6)
+        return Budget("units", shown)
     kind, value = next(iter(given.items()))
     try:
         value = float(value)

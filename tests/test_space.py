@@ -124,6 +124,19 @@ def test_default_budget_is_the_papers(compose_cfg):
     assert ctx.space.budget.kind == "units" and round(ctx.space.budget.value) == 929
 
 
+def test_the_default_budget_is_never_rounded_below_its_own_allocation(compose_cfg):
+    """Shown to 6 decimals, 813.4583333 was rounded down to 813.458333, and one sample of the largest
+    model per stage (the allocation that defines the budget) became infeasible."""
+    from flows.build import build, default_budget_units
+
+    lengths = ["task.stages.1.prompt_tokens=1", "task.stages.1.output_tokens=3"]
+    sp = build(compose_cfg("task=2wiki", "backend=replay", *lengths), with_data=False).space
+    exact = default_budget_units(sp.stages, sp.cost_model)
+    assert round(exact, 6) < exact <= sp.budget.value == 813.458334
+    largest = Allocation(tuple((s.name, max(s.models, key=lambda m: m.params).name, 1) for s in sp.stages))
+    assert sp.is_feasible(largest)
+
+
 def test_projection_of_a_three_stage_allocation_over_budget_everywhere():
     s3 = Stage("test", (Model("a", 3e9), Model("b", 70e9)), 1024, 256, "vote", 1, 100)
     sp = space(700, (RET, QA, s3))  # the joint option table is large: the chunked path runs
