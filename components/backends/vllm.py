@@ -126,7 +126,8 @@ class VLLMBackend:
             import vllm  # noqa: F401
         except ImportError as e:
             raise BackendError(
-                f"backend 'vllm' needs vllm (pip install '.[vllm]'; CPU-only: scripts/setup_vllm_cpu.sh): {_short(e)}"
+                f"backend 'vllm' needs vllm in this venv (pip install '.[vllm]'; CPU-only: backend=openai against a "
+                f"server of scripts/setup_vllm_cpu.sh's venv, see README 'CPU-only machines'): {_short(e)}"
             ) from None
         for model, path in self.paths.items():
             if model not in local:

