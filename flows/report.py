@@ -50,6 +50,10 @@ def report_text(cfg: dict) -> str:
     )
     if tags.get("stop_reason"):
         lines.append(f"stopped early: {tags['stop_reason']}")
+    if tags.get("bank_world"):  # every model from one override: its samples are banked under that world
+        lines.append(
+            f"bank world: {tags['bank_world']} (replay with backend=replay backend.world={tags['bank_world']})"
+        )
     lines.append("")
     score = m.get("best_score")
     lines.append(f"best allocation: {tags.get('best_allocation', '-')}")

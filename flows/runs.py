@@ -39,10 +39,15 @@ class ArchivedSearch:
 
 def world_tags(cfg: dict, ctx) -> dict:
     """The search-run tags that say where a search of ``ctx`` runs: its backend and, on the simulator,
-    its scenario and world seed (written by ``flows.search``, compared by a warm start)."""
+    its scenario and world seed (written by ``flows.search``, compared by a warm start); on a real
+    backend whose models all come from one override, the bank world a replay must name (``bank_world``)."""
+    from flows.build import backend_world
+
     tags = {"backend": cfg["backend"]["name"]}
     if ctx.scenario is not None:
         tags.update(scenario=ctx.scenario.name, scenario_version=ctx.scenario.version, world_seed=ctx.scenario.seed)
+    elif world := backend_world(cfg["backend"]):
+        tags["bank_world"] = world
     return tags
 
 

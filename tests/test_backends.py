@@ -473,3 +473,15 @@ def test_decoding_keys_tell_every_decoding_apart_and_keep_earlier_keys():
     assert len({Decoding(stop=s).key() for s in stops}) == len(stops)
     temps = [0.7, 0.7000001, 0.70000001, 1e-7, 0.0]
     assert len({Decoding(temperature=t).key() for t in temps}) == len(temps)
+
+
+def test_a_search_on_one_served_model_is_tagged_with_the_world_to_replay(compose_cfg):
+    """The world a replay must name (backend.world=served:ID) was only inside the run's config.yaml."""
+    from flows.runs import world_tags
+
+    cfg = compose_cfg("backend=openai", "backend.base_url=http://127.0.0.1:9/v1", "backend.served_model_override=tiny")
+    assert world_tags(cfg, build(cfg, with_data=False))["bank_world"] == "served:tiny"
+    cfg = compose_cfg("backend=openai", "backend.base_url=http://127.0.0.1:9/v1")
+    assert "bank_world" not in world_tags(cfg, build(cfg, with_data=False))  # the catalog's models: world ""
+    sim = compose_cfg()
+    assert "bank_world" not in world_tags(sim, build(sim, with_data=False))
