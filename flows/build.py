@@ -7,6 +7,7 @@ input fails in about a second, before any run is created or any sample generated
 from __future__ import annotations
 
 import inspect
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -369,6 +370,45 @@ def measured_lengths(cfg: dict, stages: list[Stage], world: str) -> dict:
         b.close()
 
 
+LENGTHS_ARTIFACT = "cost/lengths.json"  # the token lengths a search on a real backend priced with
+
+
+def lengths_table(cost: CostModel) -> list[dict]:
+    """Every (stage, model)'s token lengths as the cost model prices them (logged by a search)."""
+    return [
+        {
+            "stage": s.name,
+            "model": m.name,
+            **dict(zip(("prompt_tokens", "output_tokens"), cost.token_lengths(s.name, m.name))),
+        }
+        for s in cost.stages.values()
+        for m in s.models
+    ]
+
+
+def lengths_from_run(cfg: dict, stages: list[Stage]) -> dict:
+    """``cost.lengths_from=<search run id | last>``: the token lengths that search priced with, so a
+    replay of it prices, budgets and prompts exactly as it did (the bank's measured lengths have
+    moved since: that search added samples)."""
+    from flows.runs import find_search
+
+    ref = str(cfg["cost"]["lengths_from"])
+    found = find_search(cfg, ref, cfg["task"]["name"])
+    text = found.archive.read_text(found.run_id, LENGTHS_ARTIFACT)
+    if text is None:
+        raise ConfigError(
+            f"cost.lengths_from={ref}: search {found.run_id} has no {LENGTHS_ARTIFACT} (a simulated search, or one "
+            "logged before it was recorded); give cost.measured_lengths=false to price with the task's lengths"
+        )
+    got = {(r["stage"], r["model"]): (float(r["prompt_tokens"]), float(r["output_tokens"])) for r in json.loads(text)}
+    missing = [f"{s.name}/{m.name}" for s in stages for m in s.models if (s.name, m.name) not in got]
+    if missing:
+        raise ConfigError(
+            f"cost.lengths_from={ref}: search {found.run_id} priced no {missing[:3]}: not this task's stages and models"
+        )
+    return got
+
+
 def check_scenario_fits(task: TaskSpec, sc: Scenario, origin: str = "") -> None:
     got = [(s.name, s.kind) for s in sc.stages]
     want = [(s.name, s.kind) for s in task.stages]
@@ -452,10 +492,17 @@ def build(cfg: dict, with_data: bool = True) -> Context:
         scenario = load_scenario(dict(cfg["scenario"]), origin=scenario_origin(cfg))
         check_scenario_fits(task, scenario, scenario_origin(cfg))
         stages = stages_from_scenario(scenario)
+        if (cfg.get("cost") or {}).get("lengths_from") not in (None, ""):
+            raise ConfigError(
+                "cost.lengths_from is for real backends (backend=vllm|openai|replay); the simulator's lengths are the scenario's"
+            )
     else:
         stages = stages_from_task(cfg["task"], cfg.get("models") or {})
         real = make_real_backend(cfg, stages)
-        lengths = measured_lengths(cfg, stages, real.world)
+        if (cfg.get("cost") or {}).get("lengths_from") not in (None, ""):
+            lengths = lengths_from_run(cfg, stages)
+        else:
+            lengths = measured_lengths(cfg, stages, real.world)
     c = cfg.get("cost") or {}
     cost = CostModel(
         stages,

@@ -18,7 +18,7 @@ from components.plots import best_so_far_png, score_vs_cost_png
 from components.reasoners.banked import bank_replies
 from components.warm import WarmStartSearcher
 from flows import stops
-from flows.build import Context, build, make_searcher
+from flows.build import LENGTHS_ARTIFACT, Context, build, lengths_table, make_searcher
 from flows.champion import champion_settings, decide_champion
 from flows.runs import config_digest, unfinished_search, world_tags
 from flows.warm import resolve_warm_start
@@ -115,6 +115,8 @@ def run_search(ctx: Context, progress=print) -> SearchOutcome:
     archive.start_search(run_name, params, tags)
     try:  # from here a failure or a stop closes the run
         archive.log_dict(cfg, "config.yaml")
+        if not ctx.simulated:  # measured lengths move as the bank grows: cost.lengths_from=<this run> replays them
+            archive.log_text(json.dumps(lengths_table(space.cost_model), indent=1) + "\n", LENGTHS_ARTIFACT)
         if earlier is not None:
             run, done = earlier
             archive.client.set_tag(archive.parent_id, "resumes", run.info.run_id)

@@ -7,6 +7,7 @@ tier; the same paths against a real vLLM engine are in tests/integration/test_ba
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 
@@ -17,7 +18,7 @@ from mlflow.tracking import MlflowClient
 from components.backends.base import Decoding, Request
 from components.backends.openai import Endpoint, OpenAIBackend
 from components.bank import SampleBank, counts, export_bank, import_bank, stream_key
-from components.errors import BackendError, MissingSampleError
+from components.errors import BackendError, ConfigError, MissingSampleError
 from flows.build import build
 from flows.cli import CONF_DIR, compose, main
 from tests.chat_server import NOT_FOUND, ChatServer, model_list
@@ -485,3 +486,28 @@ def test_a_search_on_one_served_model_is_tagged_with_the_world_to_replay(compose
     assert "bank_world" not in world_tags(cfg, build(cfg, with_data=False))  # the catalog's models: world ""
     sim = compose_cfg()
     assert "bank_world" not in world_tags(sim, build(sim, with_data=False))
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_search_on_measured_lengths_replays_with_the_lengths_it_used(tmp_path, toy):
+    """The second search of a world prices with lengths measured in the bank, and it adds samples, so
+    the measured lengths move: its replay (prompts, budget, trials) needs the lengths it used."""
+    from flows.search import search_flow
+
+    search_flow(compose(_search_overrides(tmp_path, "backend=openai", f"backend.base_url={toy.url}")), False)
+    second = search_flow(
+        compose(_search_overrides(tmp_path, "backend=openai", f"backend.base_url={toy.url}", "seed=1", "trials=9")),
+        False,
+    )
+    calls = len(toy.calls)
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    used = json.loads(open(client.download_artifacts(second.run_id, "cost/lengths.json", str(tmp_path))).read())
+    now = build(compose(_search_overrides(tmp_path, "backend=replay")), with_data=False).space.cost_model
+    assert any(now.token_lengths(r["stage"], r["model"]) != (r["prompt_tokens"], r["output_tokens"]) for r in used)
+    pinned = _search_overrides(tmp_path, "backend=replay", "seed=1", "trials=9", f"cost.lengths_from={second.run_id}")
+    rep = search_flow(compose(pinned), False)
+    assert rep.generated_tokens == 0 and len(toy.calls) == calls
+    assert [(r.allocation, r.score) for r in rep.history] == [(r.allocation, r.score) for r in second.history]
+    with pytest.raises(ConfigError, match="cost.lengths_from is for real backends"):
+        build(compose(["cost.lengths_from=last"]), with_data=False)
